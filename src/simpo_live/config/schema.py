@@ -1,0 +1,197 @@
+"""The typed config tree. Every field's docstring is its `--help` text; validation happens once, at load time.
+
+Code below `config/` trusts these objects: ranges, enums and cross-field rules are checked here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODEL = ASSETS / "tiny-reverse"
+BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ModelConfig(Section):
+    path: str = str(BUNDLED_MODEL)
+    """Local Hugging Face model directory (config.json, safetensors, tokenizer files)."""
+    tokenizer_path: str | None = None
+    """Tokenizer directory; defaults to model.path."""
+
+
+class DataConfig(Section):
+    train_path: str = str(BUNDLED_DATA)
+    """Preference data: .jsonl, .json, .parquet, or a saved `datasets` directory (UltraFeedback layout)."""
+    validation_path: str | None = None
+    """Separate validation file; when unset, validation_split_fraction of train_path is held out."""
+    validation_split_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of train_path held out for validation when validation_path is unset."""
+    max_seq_len: int = Field(512, ge=2)
+    """Longest prompt + response, in tokens."""
+    max_prompt_len: int = Field(256, ge=1)
+    """Longest prompt, in tokens."""
+    overlong: Literal["error", "drop"] = "error"
+    """What to do with a pair over max_seq_len or max_prompt_len: 'error' names the row, 'drop' counts it."""
+    split: str = "train"
+    """Split to read from a saved `datasets` DatasetDict directory."""
+
+
+class OptimizerConfig(Section):
+    learning_rate: float = Field(1e-4, gt=0)
+    """Peak AdamW learning rate."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW decoupled weight decay."""
+    beta1: float = Field(0.9, ge=0, lt=1)
+    """AdamW beta1."""
+    beta2: float = Field(0.95, ge=0, lt=1)
+    """AdamW beta2."""
+    eps: float = Field(1e-8, gt=0)
+    """AdamW epsilon."""
+    warmup_steps: int = Field(10, ge=0)
+    """Linear warmup length in optimizer updates."""
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warmup, down to min_lr_ratio * learning_rate at the last step."""
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    """Final learning rate as a fraction of the peak."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the global gradient norm to this value; null disables clipping."""
+
+
+class TrainerConfig(Section):
+    run_dir: str = "runs/default"
+    """Run directory: config.yaml, metrics.jsonl, checkpoints/, inference_eval/, report.html."""
+    num_train_steps: int = Field(200, ge=1)
+    """Optimizer updates to run. 'Step N' always means N updates completed."""
+    train_batch_size: int = Field(16, ge=1)
+    """Global batch in preference pairs per optimizer update, whatever the number of ranks."""
+    micro_batch_size: int = Field(16, ge=1)
+    """Pairs per forward/backward pass on one rank; gradients accumulate up to train_batch_size."""
+    seed: int = 0
+    """Run seed: shuffling, initial RNG state, and the root of every sampling seed."""
+    checkpoint_every: int = Field(100, ge=1)
+    """Save a checkpoint every N updates (and at the end)."""
+    keep_last_checkpoints: int = Field(2, ge=1)
+    """Checkpoints kept on disk; older ones are deleted."""
+    eval_every: int = Field(50, ge=1)
+    """Compute validation metrics every N updates (and at the end)."""
+    log_every: int = Field(1, ge=1)
+    """Log training metrics every N updates."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device to train on: auto picks CUDA when available."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Autocast dtype: auto means bf16 on CUDA with bf16 support, fp32 elsewhere."""
+    num_threads: int | None = Field(None, ge=1)
+    """CPU intra-op threads per process; null keeps torch's default."""
+    strategy: Literal["single", "ddp", "fsdp"] = "single"
+    """Parallelism under torchrun: single process, DDP, or FSDP2."""
+    distributed_timeout_sec: float = Field(600.0, gt=0)
+    """Timeout for every collective and rendezvous; a dead rank becomes an error naming it."""
+    progress: bool = True
+    """Show a progress bar on the leader."""
+
+
+class TrackerConfig(Section):
+    type: list[Literal["jsonl", "tensorboard", "wandb"]] = ["jsonl"]
+    """Trackers to log to; jsonl (metrics.jsonl) is always on."""
+    wandb_project: str = "simpo-live"
+    """Weights & Biases project."""
+    wandb_mode: Literal["online", "offline"] = "offline"
+    """Weights & Biases mode; offline needs no network."""
+
+
+class InferenceEvalConfig(Section):
+    enabled: bool = False
+    """Run the periodic inference eval."""
+    eval_every: int | None = Field(None, ge=1)
+    """Run after every N updates (ignored when eval_at_steps is set)."""
+    eval_at_steps: list[Annotated[int, Field(ge=1)]] | None = None
+    """Exact updates after which to run (overrides eval_every)."""
+    eval_before_training: bool = False
+    """Also run a baseline eval before the first update (step 0)."""
+    inference_mode: Literal["host_data_parallel", "leader_only"] = "host_data_parallel"
+    """host_data_parallel: every rank generates its contiguous slice; leader_only: rank 0 generates all."""
+    prompts: list[str] | None = None
+    """Inline prompts."""
+    prompts_path: str | None = None
+    """Prompt file: text (one per line) or JSONL with a 'prompt' field."""
+    synthetic_prompt_count: int | None = Field(None, ge=1)
+    """Generate this many prompts from synthetic_prompt_template."""
+    synthetic_prompt_template: str = "Write a short story about the number {index}."
+    """Template for synthetic prompts; {index} is the prompt index."""
+    heldout_prompt_count: int | None = Field(None, ge=1)
+    """Use this many prompts of the validation split of the preference data."""
+    use_chat_template: bool = True
+    """Wrap each prompt in the tokenizer's chat template (one user message)."""
+    max_new_tokens: int = Field(64, ge=1)
+    """New tokens per sample (the cap; a sample stops earlier only at a stop token)."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature; 0 means greedy."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling mass."""
+    top_k: int = Field(0, ge=0)
+    """Top-k cutoff; 0 disables it."""
+    seed: int | None = None
+    """Sampling seed root; defaults to trainer.seed."""
+    n_samples: int = Field(1, ge=1)
+    """Samples per prompt."""
+    ignore_eos: bool = False
+    """Generate exactly max_new_tokens, ignoring stop tokens."""
+    stop_token_ids: list[int] | None = None
+    """Extra stop token ids (the tokenizer's EOS and end-of-turn are always used unless ignore_eos)."""
+    max_seqs: int = Field(256, ge=1)
+    """Engine: most sequences decoding at once."""
+    page_size: int = Field(16, ge=1)
+    """Engine: KV cache page size in tokens."""
+    max_pages: int | None = Field(None, ge=1)
+    """Engine: KV cache size in pages (overrides hbm_utilization)."""
+    hbm_utilization: float = Field(0.5, gt=0, le=0.95)
+    """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
+    max_tokens_per_round: int = Field(4096, ge=1)
+    """Engine: token budget per step for chunked prefill."""
+    output_dir: str | None = None
+    """Per-step outputs; defaults to <run_dir>/inference_eval."""
+    max_logged_samples: int = Field(8, ge=0)
+    """Rows of the samples table sent to trackers."""
+    isolation: Literal["in_process", "subprocess"] = "in_process"
+    """in_process: generate inside the trainer; subprocess: save weights and run `simpo-live sample`."""
+    on_error: Literal["raise", "warn"] = "raise"
+    """On a failed eval: stop the run, or record the error and keep training."""
+    scorer: str | None = None
+    """'module:function' called per row (dict) returning a float; its mean is logged."""
+    timeout_sec: float | None = Field(None, gt=0)
+    """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
+
+
+class SimpoConfig(Section):
+    """The whole run."""
+
+    beta: float = Field(2.0, gt=0)
+    """SimPO reward scale."""
+    gamma_beta_ratio: float = Field(0.5, ge=0)
+    """SimPO target margin divided by beta."""
+    hf_save_path: str | None = None
+    """Export HF checkpoints to <hf_save_path>/step-N; null disables export."""
+    hf_save_steps: int | None = Field(None, ge=1)
+    """Export every N updates (needs hf_save_path)."""
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    inference_eval: InferenceEvalConfig = InferenceEvalConfig()
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> SimpoConfig:
+        if self.data.max_prompt_len >= self.data.max_seq_len:
+            raise ValueError("data.max_prompt_len must be < data.max_seq_len "
+                             f"(got {self.data.max_prompt_len} >= {self.data.max_seq_len})")
+        if self.hf_save_steps is not None and self.hf_save_path is None:
+            raise ValueError("hf_save_steps is set but hf_save_path is not")
+        return self
