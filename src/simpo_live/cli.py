@@ -1,0 +1,87 @@
+"""The `simpo-live` command: parse arguments, load the config, call one function. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from simpo_live.config import ConfigError, config_to_yaml, load_config
+from simpo_live.config.help import config_options_help
+
+OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SimPO preference training with periodic, host-data-parallel inference evals."""
+
+
+def _load(config_file: str | None, overrides: list[str]):
+    try:
+        return load_config(config_file, overrides)
+    except ConfigError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+
+
+@main.command(context_settings=OVERRIDES, epilog=config_options_help())
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config merged over the embedded default preset.")
+@click.pass_context
+def train(ctx: click.Context, config_file: str | None) -> None:
+    """Train with SimPO (resumes when the run directory holds a checkpoint). Overrides: --KEY=VALUE."""
+    from simpo_live.train.run import run_training
+
+    sys.exit(run_training(_load(config_file, ctx.args)))
+
+
+@main.command(context_settings=OVERRIDES, epilog=config_options_help())
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config merged over the embedded default preset.")
+@click.pass_context
+def config(ctx: click.Context, config_file: str | None) -> None:
+    """Print the resolved config (default preset, then --config, then --KEY=VALUE overrides)."""
+    click.echo(config_to_yaml(_load(config_file, ctx.args)), nl=False)
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Local HF model directory.")
+@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), default=None,
+              help="Prompt file: text (one per line) or JSONL with a 'prompt' field.")
+@click.option("--synthetic", type=click.IntRange(min=1), default=None, help="Use N synthetic prompts instead.")
+@click.option("--max-new-tokens", required=True, type=click.IntRange(min=1), help="New tokens per sample.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0 means greedy.")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
+              help="Nucleus sampling mass.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="Top-k cutoff; 0 disables.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Root of every sample's seed.")
+@click.option("--n", "n_samples", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per prompt.")
+@click.option("--ignore-eos", is_flag=True, help="Always generate max-new-tokens.")
+@click.option("--no-chat-template", is_flag=True, help="Tokenise prompts as raw text (BOS included).")
+@click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Step recorded in rows and mixed into seeds (used by the eval's subprocess isolation).")
+@click.option("--max-seqs", type=click.IntRange(min=1), default=256, show_default=True, help="Engine: most sequences at once.")
+@click.option("--max-pages", type=click.IntRange(min=1), default=None, help="Engine: KV cache size in pages.")
+@click.option("--page-size", type=click.IntRange(min=1), default=16, show_default=True, help="Engine: page size in tokens.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Model dtype: auto is bf16 on CUDA, fp32 on CPU.")
+def sample(**options) -> None:
+    """Generate completions from a checkpoint; under torchrun each rank writes its contiguous slice."""
+    from simpo_live.evals.sample import run_sample_command
+
+    sys.exit(run_sample_command(**options))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def report(run_dir: str) -> None:
+    """Write RUN_DIR/report.html from the run directory."""
+    from simpo_live.report.html import write_report
+
+    click.echo(write_report(run_dir))
+
+
+if __name__ == "__main__":
+    main()

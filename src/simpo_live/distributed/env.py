@@ -1,0 +1,56 @@
+"""The rank environment set by `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK), and process-group setup with timeouts."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_leader(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def rank_info() -> RankInfo:
+    """This process's place in the job; (0, 1, 0) outside torchrun."""
+    return RankInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def init_process_group(info: RankInfo, device: torch.device, timeout_sec: float) -> None:
+    """Join the default group (NCCL on CUDA, gloo on CPU) with a timeout; a no-op for one process."""
+    if not info.is_distributed or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_sec))
+
+
+_cpu_group = None
+
+
+def cpu_group(timeout_sec: float):
+    """A gloo group over all ranks for object gathers (works beside NCCL, and its timeout is honoured)."""
+    global _cpu_group
+    if _cpu_group is None:
+        if dist.get_backend() == "gloo":
+            _cpu_group = dist.group.WORLD
+        else:
+            _cpu_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_sec))
+    return _cpu_group
