@@ -89,8 +89,8 @@ class TrainerConfig(Section):
     """Autocast dtype: auto means bf16 on CUDA with bf16 support, fp32 elsewhere."""
     num_threads: int | None = Field(None, ge=1)
     """CPU intra-op threads per process; null keeps torch's default."""
-    strategy: Literal["single", "ddp", "fsdp"] = "single"
-    """Parallelism under torchrun: single process, DDP, or FSDP2."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """Parallelism under torchrun: DDP (a full replica per rank) or FSDP2 (sharded); one process uses neither."""
     distributed_timeout_sec: float = Field(600.0, gt=0)
     """Timeout for every collective and rendezvous; a dead rank becomes an error naming it."""
     progress: bool = True

@@ -127,11 +127,19 @@ class LlamaModel(nn.Module):
         return self.model.norm(x)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None,
-                attention: AttentionBackend | None = None) -> torch.Tensor:
-        """Logits (B, S, vocab). Without `attention`, each row attends causally to itself (pad on the right)."""
+                attention: AttentionBackend | None = None,
+                logits_at: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits (B, S, vocab), or (N, vocab) at the (row, column) index pairs `logits_at` only.
+
+        Without `attention`, each row attends causally to itself (pad on the right). `logits_at` keeps the
+        lm_head off positions nobody needs, and inside forward so DDP/FSDP wrappers see all the compute.
+        """
         if positions is None:
             positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        return self.lm_head(self.hidden_states(input_ids, positions, attention))
+        hidden = self.hidden_states(input_ids, positions, attention)  # (B, S, H)
+        if logits_at is not None:
+            hidden = hidden[logits_at[0], logits_at[1]]  # (N, H)
+        return self.lm_head(hidden)
 
     def reset_rope_buffers(self) -> None:
         """Recompute non-persistent buffers, e.g. after building the model on the meta device."""

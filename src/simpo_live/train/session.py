@@ -1,0 +1,121 @@
+"""Build everything a training run needs, once: device, data, model, optimizer, resume state, trackers.
+
+The loop state lives in one place, `TrainingSession`; hooks receive it and read what they need.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simpo_live.config import SimpoConfig, config_to_yaml
+from simpo_live.config.load import ConfigError
+from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
+from simpo_live.distributed.env import RankInfo, init_process_group, rank_info
+from simpo_live.distributed.parallel import wrap_for_training
+from simpo_live.atomic import atomic_write
+from simpo_live.model import LlamaModel
+from simpo_live.model.checkpoint import load_model
+from simpo_live.tracking import Tracker, build_trackers
+from simpo_live.train.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state
+from simpo_live.train.hooks import HookRegistry
+from simpo_live.train.optim import build_optimizer, build_scheduler
+from simpo_live.train.step import StepSettings
+
+
+@dataclass
+class TrainingSession:
+    cfg: SimpoConfig
+    run_dir: Path
+    rank: RankInfo
+    device: torch.device
+    tokenizer: Any
+    data: PreferenceData
+    raw_model: LlamaModel  # the plain module: what checkpoints and the inference engine read
+    model: torch.nn.Module  # what training calls: raw_model, or its DDP/FSDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step_settings: StepSettings
+    micro_batch_size: int
+    pad_id: int
+    tracker: Tracker
+    step: int = 0
+    resumed_from: Path | None = None
+    hooks: HookRegistry = field(default_factory=HookRegistry)
+    progress: Any = None
+
+
+def pick_device(cfg: SimpoConfig, rank: RankInfo) -> torch.device:
+    wants_cuda = cfg.trainer.device == "cuda" or (cfg.trainer.device == "auto" and torch.cuda.is_available())
+    if wants_cuda and not torch.cuda.is_available():
+        raise ConfigError(["trainer.device: cuda was asked for but no CUDA device is available"])
+    if wants_cuda:
+        torch.cuda.set_device(rank.local_rank)
+        return torch.device("cuda", rank.local_rank)
+    return torch.device("cpu")
+
+
+def autocast_dtype(cfg: SimpoConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.trainer.precision == "bf16" or (
+        cfg.trainer.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    ):
+        return torch.bfloat16
+    return None
+
+
+def micro_batch_size_per_rank(cfg: SimpoConfig, world_size: int) -> int:
+    global_batch = cfg.trainer.train_batch_size
+    if global_batch % world_size:
+        raise ConfigError([f"trainer.train_batch_size ({global_batch}) must be divisible by the number of "
+                           f"ranks ({world_size})"])
+    per_rank = global_batch // world_size
+    micro = min(cfg.trainer.micro_batch_size, per_rank)
+    if per_rank % micro:
+        raise ConfigError([f"trainer.micro_batch_size ({micro}) must divide the per-rank batch ({per_rank} = "
+                           f"train_batch_size {global_batch} / {world_size} ranks)"])
+    return micro
+
+
+def build_session(cfg: SimpoConfig) -> TrainingSession:
+    rank = rank_info()
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    device = pick_device(cfg, rank)
+    init_process_group(rank, device, cfg.trainer.distributed_timeout_sec)
+    micro_batch_size = micro_batch_size_per_rank(cfg, rank.world_size)
+    random.seed(cfg.trainer.seed)
+    torch.manual_seed(cfg.trainer.seed)
+    run_dir = Path(cfg.trainer.run_dir)
+
+    tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
+    data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
+    raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
+    resume_path = latest_checkpoint(run_dir)
+    state = load_checkpoint(resume_path, raw_model) if resume_path else None
+
+    model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
+    optimizer = build_optimizer(model, cfg.optimizer)
+    scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
+    if state is not None:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        restore_rng_state(state.rng)
+
+    if rank.is_leader:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.yaml") as f:
+            f.write(config_to_yaml(cfg))
+    tracker = build_trackers(cfg.tracker, run_dir, state.step if state else 0, rank.is_leader,
+                             cfg.model_dump(mode="json"))
+    settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
+                            autocast_dtype(cfg, device), device)
+    return TrainingSession(
+        cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
+        raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
+        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=tracker,
+        step=state.step if state else 0, resumed_from=resume_path,
+    )

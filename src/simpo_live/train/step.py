@@ -1,0 +1,82 @@
+"""One optimizer update (gradient accumulation over micro-batches, clipping) and the validation pass."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+from simpo_live.data import PairBatch, TokenizedPair, collate_pairs
+from simpo_live.train.logps import response_avg_logps
+from simpo_live.train.loss import SimpoLossOutput, simpo_loss
+from simpo_live.train.metrics import PairStats
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    beta: float
+    gamma_beta_ratio: float
+    max_grad_norm: float | None
+    autocast_dtype: torch.dtype | None  # None: run in the weights' dtype
+    device: torch.device
+
+
+def forward_pairs(model: torch.nn.Module, batch: PairBatch, settings: StepSettings
+                  ) -> tuple[SimpoLossOutput, torch.Tensor, torch.Tensor]:
+    """Chosen and rejected rows in one forward pass; returns the loss output and both (B,) avg logps."""
+    autocast = (torch.autocast(settings.device.type, dtype=settings.autocast_dtype)
+                if settings.autocast_dtype is not None else contextlib.nullcontext())
+    with autocast:
+        avg_logps = response_avg_logps(model, batch)  # (2B,)
+    chosen, rejected = avg_logps[: batch.num_pairs], avg_logps[batch.num_pairs:]
+    return simpo_loss(chosen, rejected, settings.beta, settings.gamma_beta_ratio), chosen, rejected
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, micro_batches: list[PairBatch],
+               settings: StepSettings) -> dict[str, float]:
+    """Accumulate gradients over this rank's micro-batches, clip, update; metrics are global means."""
+    start = time.perf_counter()
+    model.train()
+    rank_pairs = sum(b.num_pairs for b in micro_batches)
+    stats = PairStats()
+    for i, batch in enumerate(micro_batches):
+        # DDP all-reduces gradients only on the last micro-batch of the update.
+        is_last = i == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if is_last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            out, chosen, rejected = forward_pairs(model, batch.to(settings.device), settings)
+            # Per-rank mean over pairs; DDP's gradient averaging over equal rank batches makes it global.
+            (out.losses.sum() / rank_pairs).backward()
+        stats.add(out, chosen, rejected, batch.num_tokens)
+    max_norm = settings.max_grad_norm if settings.max_grad_norm is not None else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    stats = stats.all_reduce()
+    elapsed = time.perf_counter() - start
+    return {
+        **stats.means("train"),
+        "train/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+        "train/lr": lr,
+        "train/num_tokens": stats.num_tokens,
+        "train/tokens_per_sec": stats.num_tokens / elapsed,
+        "train/step_time_sec": elapsed,
+    }
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, pairs: list[TokenizedPair], micro_batch_size: int, pad_id: int,
+             settings: StepSettings) -> dict[str, float]:
+    """SimPO metrics over `pairs` (this rank's share of the validation split), summed over ranks."""
+    model.eval()
+    stats = PairStats()
+    for start in range(0, len(pairs), micro_batch_size):
+        batch = collate_pairs(pairs[start: start + micro_batch_size], pad_id).to(settings.device)
+        out, chosen, rejected = forward_pairs(model, batch, settings)
+        stats.add(out, chosen, rejected, batch.num_tokens)
+    return stats.all_reduce().means("val")
