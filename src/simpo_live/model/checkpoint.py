@@ -83,13 +83,17 @@ def load_model(directory: str | Path, dtype: torch.dtype = torch.float32,
     return model.to(device)
 
 
-def save_model(model: LlamaModel, directory: str | Path, dtype: torch.dtype | None = None) -> None:
-    """Write config.json and model.safetensors into `directory` (the caller makes it atomic)."""
+def save_model(model: LlamaModel, directory: str | Path, dtype: torch.dtype | None = None,
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write config.json and model.safetensors into `directory` (the caller makes it atomic).
+
+    `state_dict` overrides the model's own (e.g. a full state dict gathered from FSDP shards).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     args = model.args
     state = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in (state_dict if state_dict is not None else model.state_dict()).items():
         if args.tie_word_embeddings and name == "lm_head.weight":
             continue
         tensor = tensor.detach().to("cpu")

@@ -1,11 +1,14 @@
 """Training checkpoints: `checkpoints/step_NNNNNN/` holds an HF-layout model plus `trainer_state.pt`.
 
-Written to `step_NNNNNN.tmp/` and renamed, so the latest-checkpoint search (which ignores `*.tmp`) never
-sees a half-written one. Only the last `keep` checkpoints are kept.
+Written to `step_NNNNNN.tmp/` and renamed by the leader, so the latest-checkpoint search (which ignores
+`*.tmp`) never sees a half-written one. Under FSDP the optimizer state is saved sharded with
+`torch.distributed.checkpoint` into `optimizer/` (resume at the same world size); the model is always
+gathered to a full HF checkpoint, so every checkpoint is also a loadable model directory.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -14,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
-from simpo_live.atomic import atomic_directory
+from simpo_live.distributed.env import RankInfo
+from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import load_state_dict, save_model
 
 STATE_FILE = "trainer_state.pt"
+SHARDED_OPTIMIZER_DIR = "optimizer"
 CHECKPOINT_NAME = re.compile(r"^step_(\d{6,})$")
 
 
@@ -28,7 +34,7 @@ class TrainerState:
     """Everything besides the weights a resumed run needs. The data position is the step itself."""
 
     step: int
-    optimizer: dict[str, Any]
+    optimizer: dict[str, Any] | None  # None when saved sharded under optimizer/
     scheduler: dict[str, Any]
     rng: dict[str, Any]
 
@@ -51,14 +57,43 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: str | Path, model: LlamaModel, state: TrainerState, tokenizer, keep: int) -> Path:
-    target = checkpoint_dir(run_dir, state.step)
-    with atomic_directory(target) as tmp:
-        save_model(model, tmp)
+def _barrier(rank: RankInfo) -> None:
+    if rank.is_distributed:
+        dist.barrier()
+
+
+def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: LlamaModel, optimizer, scheduler,
+                    step: int, tokenizer, keep: int, rank: RankInfo) -> Path:
+    """Collective under FSDP (every rank calls it); under DDP or one process only the leader writes."""
+    target = checkpoint_dir(run_dir, step)
+    tmp = target.with_name(target.name + ".tmp")
+    sharded = is_sharded(model)
+    if not sharded and not rank.is_leader:
+        return target
+    if rank.is_leader:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    weights = full_state_dict(model, leader_only=True)
+    if sharded:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        _barrier(rank)
+        dcp.save({"optimizer": get_optimizer_state_dict(model, optimizer)},
+                 checkpoint_id=str(tmp / SHARDED_OPTIMIZER_DIR))
+        _barrier(rank)
+    if rank.is_leader:
+        save_model(raw_model, tmp, state_dict=weights)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
+                             scheduler=scheduler.state_dict(), rng=capture_rng_state())
         torch.save(state.__dict__, tmp / STATE_FILE)
-    prune_checkpoints(run_dir, keep)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        prune_checkpoints(run_dir, keep)
+    _barrier(rank)
     return target
 
 
@@ -85,13 +120,29 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, model: LlamaModel) -> TrainerState:
-    """Load weights into `model` in place (keeping its dtype and device) and return the trainer state."""
+def load_weights(path: Path, model: LlamaModel) -> TrainerState:
+    """Load weights into the plain `model` in place (keeping dtype and device); return the trainer state."""
     names = [n for n in model.state_dict() if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
     weights = load_state_dict(path, names)
     with torch.no_grad():
         for name, param in model.state_dict().items():
             if name in weights:
                 param.copy_(weights[name])
-    raw = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
-    return TrainerState(**raw)
+    return TrainerState(**torch.load(path / STATE_FILE, map_location="cpu", weights_only=False))
+
+
+def load_optimizer(path: Path, state: TrainerState, model: torch.nn.Module, optimizer) -> None:
+    """Restore the optimizer after wrapping: from trainer_state.pt, or sharded from optimizer/."""
+    if state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+        return
+    sharded_dir = path / SHARDED_OPTIMIZER_DIR
+    if not sharded_dir.is_dir() or not is_sharded(model):
+        raise ValueError(f"{path}: optimizer state was saved sharded (FSDP); resume it with trainer.strategy=fsdp "
+                         "at the same world size")
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    template = {"optimizer": get_optimizer_state_dict(model, optimizer)}
+    dcp.load(template, checkpoint_id=str(sharded_dir))
+    set_optimizer_state_dict(model, optimizer, template["optimizer"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from simpo_live.atomic import atomic_directory
+from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.model.checkpoint import save_model
-from simpo_live.train.checkpoint import TrainerState, capture_rng_state, save_checkpoint
+from simpo_live.train.checkpoint import save_checkpoint
 from simpo_live.train.session import TrainingSession
 from simpo_live.train.step import validate
 
@@ -14,30 +17,30 @@ def validation_hook(session: TrainingSession) -> dict[str, float] | None:
     pairs = session.data.validation
     if not pairs:
         return None
-    start, end = shard_bounds(len(pairs), session.rank.rank, session.rank.world_size)
-    return validate(session.model, pairs[start:end], session.micro_batch_size, session.pad_id,
-                    session.step_settings)
+    rank, world_size = session.rank.rank, session.rank.world_size
+    start, end = shard_bounds(len(pairs), rank, world_size)
+    largest_share = -(-len(pairs) // world_size)
+    num_batches = -(-largest_share // session.micro_batch_size)
+    # DDP's wrapper would sync buffers in forward; the plain module computes the same thing with no collective.
+    model = session.model if is_sharded(session.model) else session.raw_model
+    return validate(model, pairs[start:end], session.micro_batch_size, session.pad_id, session.step_settings,
+                    num_batches=num_batches, filler=pairs[0])
 
 
 def checkpoint_hook(session: TrainingSession) -> None:
-    if not session.rank.is_leader:
-        return
-    state = TrainerState(step=session.step, optimizer=session.optimizer.state_dict(),
-                         scheduler=session.scheduler.state_dict(), rng=capture_rng_state())
-    path = save_checkpoint(session.run_dir, session.raw_model, state, session.tokenizer,
-                           keep=session.cfg.trainer.keep_last_checkpoints)
+    path = save_checkpoint(session.run_dir, session.model, session.raw_model, session.optimizer, session.scheduler,
+                           session.step, session.tokenizer, session.cfg.trainer.keep_last_checkpoints, session.rank)
     if session.progress is not None:
         session.progress.write(f"checkpoint: {path}")
 
 
 def hf_export_hook(session: TrainingSession) -> None:
+    weights = full_state_dict(session.model, leader_only=True)  # a collective under FSDP
     if not session.rank.is_leader:
         return
-    from pathlib import Path
-
     target = Path(session.cfg.hf_save_path) / f"step-{session.step}"
     with atomic_directory(target) as tmp:
-        save_model(session.raw_model, tmp)
+        save_model(session.raw_model, tmp, state_dict=weights)
         session.tokenizer.save_pretrained(tmp)
 
 

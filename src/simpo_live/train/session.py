@@ -21,7 +21,7 @@ from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import load_model
 from simpo_live.tracking import Tracker, build_trackers
-from simpo_live.train.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_state
+from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, load_weights, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
 from simpo_live.train.optim import build_optimizer, build_scheduler
 from simpo_live.train.step import StepSettings
@@ -95,13 +95,13 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
     raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
     resume_path = latest_checkpoint(run_dir)
-    state = load_checkpoint(resume_path, raw_model) if resume_path else None
+    state = load_weights(resume_path, raw_model) if resume_path else None
 
     model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
     if state is not None:
-        optimizer.load_state_dict(state.optimizer)
+        load_optimizer(resume_path, state, model, optimizer)
         scheduler.load_state_dict(state.scheduler)
         restore_rng_state(state.rng)
 

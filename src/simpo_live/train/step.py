@@ -71,12 +71,18 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, pairs: list[TokenizedPair], micro_batch_size: int, pad_id: int,
-             settings: StepSettings) -> dict[str, float]:
-    """SimPO metrics over `pairs` (this rank's share of the validation split), summed over ranks."""
+             settings: StepSettings, num_batches: int, filler: TokenizedPair) -> dict[str, float]:
+    """SimPO metrics over `pairs` (this rank's share of the validation split), summed over ranks.
+
+    Every rank runs exactly `num_batches` forward passes, because FSDP's all-gathers are collectives;
+    a rank whose share ran out computes on `filler` and discards the result.
+    """
     model.eval()
     stats = PairStats()
-    for start in range(0, len(pairs), micro_batch_size):
-        batch = collate_pairs(pairs[start: start + micro_batch_size], pad_id).to(settings.device)
+    for i in range(num_batches):
+        chunk = pairs[i * micro_batch_size: (i + 1) * micro_batch_size]
+        batch = collate_pairs(chunk or [filler], pad_id).to(settings.device)
         out, chosen, rejected = forward_pairs(model, batch, settings)
-        stats.add(out, chosen, rejected, batch.num_tokens)
+        if chunk:
+            stats.add(out, chosen, rejected, batch.num_tokens)
     return stats.all_reduce().means("val")
