@@ -168,6 +168,27 @@ class InferenceEvalConfig(Section):
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
 
+    @model_validator(mode="after")
+    def _one_prompt_source(self) -> InferenceEvalConfig:
+        given = [name for name in ("prompts", "prompts_path", "synthetic_prompt_count")
+                 if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"inference_eval: give at most one prompt source, got {' and '.join(given)} "
+                             "(none means held-out prompts of the preference data)")
+        if "{index}" not in self.synthetic_prompt_template:
+            raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
+        return self
+
+    def schedule_steps(self, num_train_steps: int) -> list[int]:
+        """The exact updates after which the eval runs (0 = the baseline before training)."""
+        if self.eval_at_steps is not None:
+            steps = sorted(set(self.eval_at_steps))
+        elif self.eval_every is not None:
+            steps = list(range(self.eval_every, num_train_steps + 1, self.eval_every))
+        else:
+            steps = [num_train_steps]
+        return ([0] if self.eval_before_training else []) + [s for s in steps if s <= num_train_steps]
+
 
 class SimpoConfig(Section):
     """The whole run."""

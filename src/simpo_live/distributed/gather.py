@@ -53,3 +53,12 @@ def gather_to_leader(obj: Any, rank: RankInfo, timeout_sec: float, what: str) ->
     gathered: list[Any] | None = [None] * rank.world_size if rank.is_leader else None
     dist.gather_object(obj, gathered, dst=0, group=cpu_group(timeout_sec))
     return gathered
+
+
+def broadcast_from_leader(obj: Any, rank: RankInfo, timeout_sec: float) -> Any:
+    """The leader's `obj` on every rank (after a gather, so every rank is known to be alive)."""
+    if not rank.is_distributed:
+        return obj
+    box = [obj if rank.is_leader else None]
+    dist.broadcast_object_list(box, src=0, group=cpu_group(timeout_sec))
+    return box[0]

@@ -39,4 +39,7 @@ def run_training(cfg: SimpoConfig) -> int:
 
 
 def register_eval_hooks(session) -> None:
-    """The periodic inference eval (config section inference_eval) is registered here when enabled."""
+    """The periodic inference eval (config section inference_eval), when enabled."""
+    from simpo_live.evals.register import register_inference_eval
+
+    register_inference_eval(session)

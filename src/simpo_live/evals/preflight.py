@@ -1,0 +1,59 @@
+"""Before step 1: show that a full eval fits beside the training state, or fail now naming the knobs.
+
+The seed's lesson: size the KV cache when the training state is already in memory, and find out at step 0,
+not at step 50. AdamW's two moments are not allocated until the first update, so they are counted here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from simpo_live.config.load import ConfigError
+from simpo_live.config.schema import InferenceEvalConfig
+from simpo_live.engine.attention import free_memory_bytes, kv_bytes_per_token
+from simpo_live.evals.prompts import tokenize_prompt
+from simpo_live.model import LlamaModel
+
+
+@dataclass(frozen=True)
+class EvalFit:
+    longest_request_tokens: int
+    pages_needed_by_longest: int
+    cache_pages: int
+    page_size: int
+
+
+def parameter_bytes(model: LlamaModel) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
+                    device: torch.device, world_size: int, sharded: bool) -> EvalFit:
+    """Raise ConfigError unless every request of the eval fits the model's context and the KV cache alone."""
+    longest_prompt = max(len(tokenize_prompt(tokenizer, p, cfg.use_chat_template)) for p in prompts)
+    longest = longest_prompt + cfg.max_new_tokens
+    context = model.args.max_position_embeddings
+    if longest > context:
+        raise ConfigError([f"inference_eval: the longest prompt ({longest_prompt} tokens) + max_new_tokens "
+                           f"({cfg.max_new_tokens}) = {longest} tokens exceeds the model's context of {context} "
+                           "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompts"])
+    page_bytes = cfg.page_size * kv_bytes_per_token(model.args, model.lm_head.weight.dtype)
+    pages_needed = -(-longest // cfg.page_size)
+    if cfg.max_pages is not None:
+        cache_pages = cfg.max_pages
+        knob = "raise inference_eval.max_pages"
+    else:
+        params = parameter_bytes(model) if not sharded else parameter_bytes(model) // world_size
+        reserved = 2 * params  # AdamW moments, allocated at the first update
+        if sharded:
+            reserved += parameter_bytes(model)  # the full replica gathered for the eval (upper bound)
+        available = max(0, free_memory_bytes(device) - reserved)
+        cache_pages = int(available * cfg.hbm_utilization) // page_bytes
+        knob = "raise inference_eval.hbm_utilization (or set max_pages)"
+    if pages_needed > cache_pages:
+        raise ConfigError([f"inference_eval: a request of {longest} tokens needs {pages_needed} pages of "
+                           f"{cfg.page_size} tokens but the KV cache would hold {cache_pages}: {knob}, "
+                           "or lower inference_eval.max_new_tokens"])
+    return EvalFit(longest, pages_needed, cache_pages, cfg.page_size)

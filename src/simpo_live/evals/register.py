@@ -1,0 +1,29 @@
+"""Wire the inference eval into a training session: prompts, scorer, pre-flight check, schedule."""
+
+from __future__ import annotations
+
+from simpo_live.config.load import ConfigError
+from simpo_live.distributed.parallel import is_sharded
+from simpo_live.evals.hook import InferenceEvalHook
+from simpo_live.evals.preflight import check_eval_fits
+from simpo_live.evals.scorer import load_scorer
+from simpo_live.evals.sources import resolve_prompts
+
+
+def register_inference_eval(session) -> InferenceEvalHook | None:
+    cfg = session.cfg.inference_eval
+    if not cfg.enabled:
+        return None
+    prompts = resolve_prompts(cfg, session.data)
+    if not prompts:
+        raise ConfigError(["inference_eval: no prompts (set prompts, prompts_path or synthetic_prompt_count; "
+                           "held-out prompts need a validation split)"])
+    scorer = load_scorer(cfg.scorer)
+    check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
+                    session.rank.world_size, is_sharded(session.model))
+    reference_lengths = {"chosen": [len(p.chosen_ids) for p in session.data.train],
+                         "rejected": [len(p.rejected_ids) for p in session.data.train]}
+    hook = InferenceEvalHook(session, prompts, scorer, reference_lengths)
+    steps = cfg.schedule_steps(session.cfg.trainer.num_train_steps)
+    session.hooks.add("inference_eval", hook, at_steps=steps, rerun_on_resume=True)
+    return hook

@@ -1,0 +1,37 @@
+"""Load the user's scorer, `inference_eval.scorer: "module:function"`, called per row and returning a float."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+Scorer = Callable[[dict[str, Any]], float]
+
+
+class ScorerError(ValueError):
+    """A scorer that cannot be imported or called."""
+
+
+def load_scorer(spec: str | None) -> Scorer | None:
+    if spec is None:
+        return None
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ScorerError(f"inference_eval.scorer: expected 'module:function', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ScorerError(f"inference_eval.scorer: cannot import module {module_name!r} ({e})") from e
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ScorerError(f"inference_eval.scorer: {module_name!r} has no function {function_name!r}")
+    return function
+
+
+def score_rows(rows: list[dict[str, Any]], scorer: Scorer | None) -> None:
+    """Add a float `score` to each row in place."""
+    if scorer is None:
+        return
+    for row in rows:
+        row["score"] = float(scorer(row))
