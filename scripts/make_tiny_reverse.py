@@ -62,8 +62,8 @@ def build_model(tokenizer, seed: int) -> LlamaModel:
     return model
 
 
-def sft_answer(words: list[str], rng: random.Random) -> str:
-    if rng.random() < P_CORRECT[len(words)]:
+def sft_answer(words: list[str], rng: random.Random, clean: bool) -> str:
+    if clean or rng.random() < P_CORRECT[len(words)]:
         return task.correct_answer(words)
     if rng.random() < COPY_SHARE:
         return task.corrupt_answer(words, rng, "original_order")
@@ -98,7 +98,10 @@ def token_logps(model: LlamaModel, ids: torch.Tensor) -> torch.Tensor:
     return torch.gather(F.log_softmax(logits, -1), 2, ids[:, 1:, None]).squeeze(2)
 
 
-def train(model, tokenizer, steps: int, batch_size: int, lr: float, warmup: int, log_every: int) -> float:
+def train(model, tokenizer, steps: int, clean_steps: int, batch_size: int, lr: float, warmup: int,
+          log_every: int) -> float:
+    """AdamW on the answer tokens; the first `clean_steps` updates see only correct answers (the reversal
+    circuit forms much faster on clean data), the rest the mixed answers of `sft_answer`."""
     rng = random.Random(SEEDS["sft"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     start = time.time()
@@ -109,7 +112,7 @@ def train(model, tokenizer, steps: int, batch_size: int, lr: float, warmup: int,
         examples = []
         for _ in range(batch_size):
             words = task.sample_words(rng)
-            examples.append(encode(tokenizer, task.make_prompt(words), sft_answer(words, rng)))
+            examples.append(encode(tokenizer, task.make_prompt(words), sft_answer(words, rng, step < clean_steps)))
         ids, answer_mask = make_batch(examples, tokenizer.pad_token_id)
         logps = token_logps(model, ids)
         loss = -(logps * answer_mask[:, 1:]).sum() / answer_mask.sum()
@@ -176,6 +179,7 @@ def main() -> None:
     parser.add_argument("--data-path", type=Path, default=BUNDLED_DATA)
     parser.add_argument("--num-rows", type=int, default=2000, help="preference rows to write")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--clean-steps", type=int, default=1000, help="first updates on correct answers only")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100)
@@ -193,7 +197,7 @@ def main() -> None:
         write_data(args.data_path, args.num_rows)
         model = build_model(tokenizer, args.seed)
         print(f"{model.num_parameters():,} parameters", flush=True)
-        train_sec = train(model, tokenizer, args.steps, args.batch_size, args.lr, args.warmup, args.log_every)
+        train_sec = train(model, tokenizer, args.steps, args.clean_steps, args.batch_size, args.lr, args.warmup, args.log_every)
         print(f"trained {args.steps} steps in {train_sec:.0f}s", flush=True)
         save_model(model, args.model_dir, dtype=torch.bfloat16)
         tokenizer.save_pretrained(args.model_dir)

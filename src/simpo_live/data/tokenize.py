@@ -7,7 +7,7 @@ truncation ever: a pair over the limits is an error or, with overlong='drop', is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
@@ -37,8 +37,7 @@ def tokenize_records(records: Sequence[PreferenceRecord], tokenizer: PreTrainedT
         raise DataError(f"{tokenizer.name_or_path}: the tokenizer has no chat template; preference data is "
                         f"tokenised with it (add chat_template to tokenizer_config.json or chat_template.jinja)")
     pairs, num_dropped = [], 0
-    for record in records:
-        pair = tokenize_record(record, tokenizer)
+    for pair in _tokenize_all(records, tokenizer):
         prompt_len = len(pair.prompt_ids)
         response_len = max(len(pair.chosen_ids), len(pair.rejected_ids))
         if prompt_len <= max_prompt_len and prompt_len + response_len <= max_seq_len:
@@ -47,20 +46,36 @@ def tokenize_records(records: Sequence[PreferenceRecord], tokenizer: PreTrainedT
             num_dropped += 1
         else:
             raise DataError(
-                f"{record.source}: pair is too long: prompt {prompt_len} tokens (data.max_prompt_len="
+                f"{pair.source}: pair is too long: prompt {prompt_len} tokens (data.max_prompt_len="
                 f"{max_prompt_len}), prompt + longer response {prompt_len + response_len} tokens "
                 f"(data.max_seq_len={max_seq_len}); raise the limits or set data.overlong=drop"
             )
     return pairs, num_dropped
 
 
-def tokenize_record(record: PreferenceRecord, tokenizer: PreTrainedTokenizerBase) -> TokenizedPair:
-    prompt_text = _render(tokenizer, record.prompt_messages, add_generation_prompt=True)
-    prompt_ids = _encode(tokenizer, prompt_text)
+def _tokenize_all(records: Sequence[PreferenceRecord], tokenizer: PreTrainedTokenizerBase,
+                  chunk_size: int = 256) -> Iterator[TokenizedPair]:
+    """Render three texts per record (prompt, prompt + chosen, prompt + rejected) and encode them a chunk at
+    a time: one batched call to a fast tokenizer is several times quicker than one call per text."""
+    for start in range(0, len(records), chunk_size):
+        chunk = records[start:start + chunk_size]
+        texts = []
+        for record in chunk:
+            texts.append(_render(tokenizer, record.prompt_messages, add_generation_prompt=True))
+            for answer in (record.chosen, record.rejected):
+                messages = [*record.prompt_messages, {"role": "assistant", "content": answer}]
+                texts.append(_render(tokenizer, messages, add_generation_prompt=False))
+        # The rendered template already holds its special tokens (BOS included); don't add them twice.
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        for i, record in enumerate(chunk):
+            yield _split_responses(record, *(list(x) for x in ids[3 * i:3 * i + 3]))
+
+
+def _split_responses(record: PreferenceRecord, prompt_ids: list[int], chosen_full: list[int],
+                     rejected_full: list[int]) -> TokenizedPair:
+    """Response ids = conversation ids after the prompt ids, once checked that the prompt is a prefix."""
     responses = []
-    for field, answer in (("chosen", record.chosen), ("rejected", record.rejected)):
-        messages = [*record.prompt_messages, {"role": "assistant", "content": answer}]
-        full_ids = _encode(tokenizer, _render(tokenizer, messages, add_generation_prompt=False))
+    for field, full_ids in (("chosen", chosen_full), ("rejected", rejected_full)):
         if full_ids[: len(prompt_ids)] != prompt_ids:
             mismatch = next((i for i, (a, b) in enumerate(zip(full_ids, prompt_ids)) if a != b),
                             min(len(full_ids), len(prompt_ids)))
@@ -80,8 +95,3 @@ def tokenize_record(record: PreferenceRecord, tokenizer: PreTrainedTokenizerBase
 
 def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict], add_generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-
-def _encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    # The rendered template already holds its special tokens (BOS included); don't add them twice.
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -7,7 +7,11 @@ import json
 import pytest
 
 from simpo_live.data import DataError, PreferenceRecord, read_preference_records
-from tests.unit.data.conftest import conversation
+
+
+def conversation(prompt: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
 
 EXPECTED = [
     ([{"role": "user", "content": "w1 w2"}], "w2 w1", "w1 w2"),
