@@ -1,0 +1,5 @@
+"""The one error type of the data layer: a file or row that cannot be used, with where and what."""
+
+
+class DataError(ValueError):
+    """Bad preference data. The message starts with the file (and line/row) and names the field."""

@@ -1,0 +1,1 @@
+"""Synthetic tasks with scorable answers (the embedded default uses `reverse_words`)."""
