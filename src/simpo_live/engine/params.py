@@ -28,7 +28,8 @@ class EngineConfig:
     max_seq_len: int | None = None  # None: the model's max_position_embeddings
     device: str | torch.device | None = None  # None: the model's device
     dtype: torch.dtype | None = None  # KV cache dtype; None: the model's dtype
-    decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: loop on CPU, batched on CUDA
+    kv_layout: Literal["auto", "slots", "runs"] = "auto"  # auto: slots on CPU, runs on CUDA (block_manager.py)
+    decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
 
     def __post_init__(self) -> None:
         problems = []
@@ -41,6 +42,8 @@ class EngineConfig:
             problems.append(f"max_seq_len must be >= 2 or None (got {self.max_seq_len})")
         if not 0.0 < self.hbm_utilization <= 1.0:
             problems.append(f"hbm_utilization must be in (0, 1] (got {self.hbm_utilization})")
+        if self.kv_layout not in ("auto", "slots", "runs"):
+            problems.append(f"kv_layout must be auto, slots or runs (got {self.kv_layout!r})")
         if self.decode_attention not in ("auto", "loop", "batched"):
             problems.append(f"decode_attention must be auto, loop or batched (got {self.decode_attention!r})")
         if problems:

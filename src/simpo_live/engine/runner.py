@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.attention import KVCache, PrefillSegment, StepAttention
+from simpo_live.engine.attention import KVCache, PrefillSegment, StepAttention, plan_decode
 from simpo_live.engine.sampler import sample
 from simpo_live.engine.scheduler import Batch
 from simpo_live.model.llama import LlamaModel
@@ -19,48 +19,29 @@ MIN_ROWS = 16
 
 
 class Runner:
-    def __init__(self, model: LlamaModel, num_pages: int, page_size: int, dtype: torch.dtype,
-                 batched_decode: bool):
+    def __init__(self, model: LlamaModel, pool_tokens: int, dtype: torch.dtype, decode_mode: str, slot_len: int = 0):
         self.model = model
-        self.page_size = page_size
         self.device = model.lm_head.weight.device
-        self.batched_decode = batched_decode
-        self.cache = KVCache(model.args, num_pages * page_size, dtype, self.device)
+        self.decode_mode = decode_mode  # "slots", "loop" or "gather" (attention.py)
+        self.slot_len = slot_len
+        self.cache = KVCache(model.args, pool_tokens, dtype, self.device)
 
     def close(self) -> None:
         self.cache.free()
 
     def _attention(self, batch: Batch) -> tuple[list[int], list[int], StepAttention]:
         """Packed token ids and positions (decode rows, then prefill chunks), and the step's attention backend."""
-        token_ids, positions, spans = [], [], []
-        write = []
-        for seq in batch.decode:
-            base = seq.first_page * self.page_size
-            position = seq.num_tokens - 1
-            token_ids.append(seq.token_ids[-1])
-            positions.append(position)
-            write.append(base + position)
-            spans.append((base, position + 1))
+        token_ids = [seq.token_ids[-1] for seq in batch.decode]
+        positions = [seq.num_tokens - 1 for seq in batch.decode]
+        spans = [(seq.kv_start, seq.num_tokens) for seq in batch.decode]
         segments = []
         for chunk in batch.prefill:
             row = len(token_ids)
             token_ids.extend(chunk.seq.token_ids[chunk.start:chunk.end])
             positions.extend(range(chunk.start, chunk.end))
-            segments.append(PrefillSegment(row, len(token_ids), chunk.seq.first_page * self.page_size, chunk.start))
-        attention = StepAttention(
-            cache=self.cache, num_decode=len(write),
-            decode_write_index=torch.tensor(write, device=self.device) if write else None,
-            decode_spans=spans, prefill=segments, batched_decode=self.batched_decode,
-        )
-        if self.batched_decode and spans:
-            max_len = -(-max(length for _, length in spans) // 16) * 16  # any multiple of 16 gives equal rows
-            offsets = torch.arange(max_len, device=self.device)
-            bases = torch.tensor([b for b, _ in spans], device=self.device).unsqueeze(-1)
-            lengths = torch.tensor([n for _, n in spans], device=self.device).unsqueeze(-1)
-            # Past a row's length the index is clamped to its last token; the mask hides those columns.
-            attention.gather_index = bases + torch.minimum(offsets, lengths - 1)  # (B, Lpad)
-            attention.gather_mask = (offsets < lengths).view(len(spans), 1, 1, max_len)
-        return token_ids, positions, attention
+            segments.append(PrefillSegment(row, len(token_ids), chunk.seq.kv_start, chunk.start))
+        decode = plan_decode(spans, self.decode_mode, self.slot_len, self.device) if spans else None
+        return token_ids, positions, StepAttention(self.cache, decode, segments, self.slot_len)
 
     @torch.inference_mode()
     def run(self, batch: Batch) -> tuple[list[int], list[float] | None]:

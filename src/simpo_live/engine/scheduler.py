@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from simpo_live.engine.block_manager import BlockManager
+from simpo_live.engine.block_manager import PageRuns, PageSlots
 from simpo_live.engine.sequence import Sequence, SequenceStatus
 
 
@@ -53,7 +53,7 @@ class Batch:
 
 
 class Scheduler:
-    def __init__(self, block_manager: BlockManager, max_seqs: int, max_tokens_per_round: int):
+    def __init__(self, block_manager: PageRuns | PageSlots, max_seqs: int, max_tokens_per_round: int):
         self.block_manager = block_manager
         self.max_seqs = max_seqs
         self.chunk_size = max_tokens_per_round
@@ -90,7 +90,7 @@ class Scheduler:
             if chunk.end - chunk.start > budget or not self.block_manager.can_allocate(seq.max_total_tokens):
                 break  # first-in first-out: later requests never overtake the head
             self.waiting.popleft()
-            seq.first_page, seq.num_pages = self.block_manager.allocate(seq.max_total_tokens)
+            seq.kv_start, seq.num_pages = self.block_manager.allocate(seq.max_total_tokens)
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
             batch.prefill.append(chunk)
@@ -114,5 +114,5 @@ class Scheduler:
     def _finish(self, seq: Sequence) -> None:
         seq.status = SequenceStatus.FINISHED
         self.running.remove(seq)
-        self.block_manager.free(seq.first_page, seq.num_pages)
-        seq.first_page, seq.num_pages = None, 0
+        self.block_manager.free(seq.kv_start, seq.num_pages)
+        seq.kv_start, seq.num_pages = None, 0

@@ -35,7 +35,7 @@ class Sequence:
         self.stop_token_ids = stop_token_ids
         self.status = SequenceStatus.WAITING
         self.num_cached_tokens = 0
-        self.first_page: int | None = None  # start of this sequence's contiguous run of pages
+        self.kv_start: int | None = None  # token offset of its contiguous extent in the KV pool
         self.num_pages = 0
         self.finish_reason: FinishReason | None = None
         self.logprobs: list[float] | None = [] if params.logprobs else None
