@@ -53,6 +53,25 @@ class KVCache:
         self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.num_bytes = kv_bytes_per_token(args, dtype) * pool_tokens
+        self.finite_len: dict[int, int] = {}  # slots mode: slot -> positions [0, n) that hold finite numbers
+
+    def note_written(self, slot: int, end: int) -> None:
+        """Positions up to `end` of `slot` are (being) written this step: finite from now on."""
+        self.finite_len[slot] = max(self.finite_len.get(slot, 0), end)
+
+    def make_slots_finite(self, slot_len: int, num_slots: int, upto: int) -> None:
+        """Zero positions [finite_len, upto) of slots [0, num_slots) before a batched read up to `upto`. The read
+        covers positions past a row's length; they are masked, but a masked position still adds 0 * value, so
+        it must not hold NaN garbage. A slot's occupant writes from position 0, so live positions are always
+        below finite_len and are never cleared; on CPU memory is touched, hence committed, only as reads reach."""
+        for slot in range(num_slots):
+            start = self.finite_len.get(slot, 0)
+            if start >= upto:
+                continue
+            for pool in self.k + self.v:
+                lo = slot * slot_len
+                pool[:, lo + start:lo + upto].zero_()
+            self.finite_len[slot] = upto
 
     def free(self) -> None:
         self.k, self.v = [], []
@@ -174,11 +193,6 @@ class StepAttention:
         k_new = k[seg.row_start:seg.row_end].transpose(0, 1)  # (Hkv, n, D)
         v_new = v[seg.row_start:seg.row_end].transpose(0, 1)
         lo = seg.kv_start + seg.context_start
-        if self.slot_len and seg.context_start == 0:
-            # A batched slot read covers positions past this sequence's length (masked out), and a masked
-            # position still contributes 0 * value: stale memory there must be finite, so clear the slot.
-            cache_k[:, seg.kv_start:seg.kv_start + self.slot_len].zero_()
-            cache_v[:, seg.kv_start:seg.kv_start + self.slot_len].zero_()
         cache_k[:, lo:lo + n] = k_new
         cache_v[:, lo:lo + n] = v_new
         q_seg = q[seg.row_start:seg.row_end].transpose(0, 1)  # (Hq, n, D)

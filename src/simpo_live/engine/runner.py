@@ -41,6 +41,13 @@ class Runner:
             positions.extend(range(chunk.start, chunk.end))
             segments.append(PrefillSegment(row, len(token_ids), chunk.seq.kv_start, chunk.start))
         decode = plan_decode(spans, self.decode_mode, self.slot_len, self.device) if spans else None
+        if decode is not None and decode.batch_slots is not None:
+            self.cache.make_slots_finite(self.slot_len, decode.num_slots, decode.padded_len)
+        if self.slot_len:
+            for start, length in spans:
+                self.cache.note_written(start // self.slot_len, length)
+            for seg in segments:
+                self.cache.note_written(seg.kv_start // self.slot_len, seg.context_start + seg.row_end - seg.row_start)
         return token_ids, positions, StepAttention(self.cache, decode, segments, self.slot_len)
 
     @torch.inference_mode()

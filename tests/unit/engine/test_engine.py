@@ -177,3 +177,17 @@ def test_bad_sampling_values_are_rejected_at_construction():
         SamplingParams(top_p=0.0, n=0)
     with pytest.raises(ValueError, match="hbm_utilization"):
         EngineConfig(hbm_utilization=1.5)
+
+
+def test_contexts_crossing_the_loop_threshold_keep_their_outputs(tiny_model_factory):
+    """A 1010-token prompt decodes past LOOP_MIN_CONTEXT (batched slot read -> per-sequence loop) beside short
+    prompts; its slot must never be cleared under it, and its tokens must equal the uncached forward pass."""
+    model = tiny_model_factory(seed=2, max_position_embeddings=1100)
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(8, 128, (n,), generator=g).tolist() for n in (1010, 3, 40, 7)]
+    params = SamplingParams(temperature=0, max_new_tokens=30, ignore_eos=True)
+    requests = [Request(i, p, params) for i, p in enumerate(prompts)]
+    together = run(model, requests, max_seqs=4, max_seq_len=1100)
+    alone = run(model, requests, max_seqs=1, max_seq_len=1100)
+    assert together == alone
+    assert together[0] == greedy_by_forward(model, prompts[0], 30)
