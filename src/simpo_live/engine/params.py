@@ -1,0 +1,125 @@
+"""The engine's public value types: its configuration, per-request sampling parameters, requests and completions.
+
+Validation of user-supplied values happens here, at construction, with messages naming the field. Nothing in this
+module touches tensors or decides what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass
+class EngineConfig:
+    """Capacity knobs. The KV cache holds `max_pages` pages of `page_size` tokens; when `max_pages` is None it is
+    sized to `hbm_utilization` of the free device memory (available RAM on CPU), capped at what `max_seqs`
+    sequences of `max_seq_len` tokens could ever use."""
+
+    max_seqs: int = 256
+    page_size: int = 16
+    max_pages: int | None = None
+    hbm_utilization: float = 0.5
+    max_tokens_per_round: int = 2048
+    max_seq_len: int | None = None  # None: the model's max_position_embeddings
+    device: str | torch.device | None = None  # None: the model's device
+    dtype: torch.dtype | None = None  # KV cache dtype; None: the model's dtype
+    kv_layout: Literal["auto", "slots", "runs"] = "auto"  # auto: slots on CPU, runs on CUDA (block_manager.py)
+    decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("max_seqs", "page_size", "max_tokens_per_round"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.max_pages is not None and self.max_pages < 1:
+            problems.append(f"max_pages must be >= 1 or None (got {self.max_pages})")
+        if self.max_seq_len is not None and self.max_seq_len < 2:
+            problems.append(f"max_seq_len must be >= 2 or None (got {self.max_seq_len})")
+        if not 0.0 < self.hbm_utilization <= 1.0:
+            problems.append(f"hbm_utilization must be in (0, 1] (got {self.hbm_utilization})")
+        if self.kv_layout not in ("auto", "slots", "runs"):
+            problems.append(f"kv_layout must be auto, slots or runs (got {self.kv_layout!r})")
+        if self.decode_attention not in ("auto", "loop", "batched"):
+            problems.append(f"decode_attention must be auto, loop or batched (got {self.decode_attention!r})")
+        if problems:
+            raise ValueError("engine config error: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one request. temperature 0 is greedy; top_k 0 and top_p 1 disable those cut-offs.
+
+    `seed` fixes the noise: sample j of a request draws its uniforms from (derived seed(seed, j), output position)
+    only, so its text does not depend on batch-mates, batch size, order, page size or host. `stop_token_ids` None
+    means the engine's defaults (EOS + the chat template's end-of-turn); `ignore_eos` drops those defaults but
+    keeps explicitly given stop ids. `logprobs` returns each sampled token's log-probability under the model's
+    unscaled distribution.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 128
+    seed: int = 0
+    stop_token_ids: tuple[int, ...] | None = None
+    ignore_eos: bool = False
+    n: int = 1
+    logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.temperature < 0:
+            problems.append(f"temperature must be >= 0 (got {self.temperature})")
+        if not 0.0 < self.top_p <= 1.0:
+            problems.append(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.top_k < 0:
+            problems.append(f"top_k must be >= 0 (got {self.top_k})")
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        if self.n < 1:
+            problems.append(f"n must be >= 1 (got {self.n})")
+        if problems:
+            raise ValueError("sampling params error: " + "; ".join(problems))
+        if self.stop_token_ids is not None:
+            object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt (token ids) to complete `params.n` times."""
+
+    request_id: str | int
+    prompt_token_ids: list[int]
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass
+class Completion:
+    """One finished sample. `token_ids` includes the stop token when `finish_reason` is "stop"."""
+
+    request_id: str | int
+    sample_index: int
+    prompt_token_count: int
+    token_ids: list[int]
+    text: str
+    finish_reason: FinishReason
+    seed: int
+    logprobs: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one engine step produced: the samples that finished and how many tokens were generated."""
+
+    finished: list[Completion]
+    num_generated_tokens: int
+    num_prompt_tokens: int

@@ -1,0 +1,77 @@
+"""Runs one scheduled round on the model: packs tokens, builds the attention metadata, computes logits for the
+rows that sample, and calls the sampler. It never decides what runs (that is the scheduler's job).
+
+Batch invariance on CPU (research/engine_options.md section 6): GEMM rows differ for small M, so the packed
+token batch and the logits batch are padded to at least `MIN_ROWS` rows; attention per sequence; sampling
+noise per request.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from simpo_live.engine.attention import KVCache, PrefillSegment, StepAttention, plan_decode
+from simpo_live.engine.sampler import sample
+from simpo_live.engine.scheduler import Batch
+from simpo_live.model.llama import LlamaModel
+
+MIN_ROWS = 16
+
+
+class Runner:
+    def __init__(self, model: LlamaModel, pool_tokens: int, dtype: torch.dtype, decode_mode: str, slot_len: int = 0):
+        self.model = model
+        self.device = model.lm_head.weight.device
+        self.decode_mode = decode_mode  # "slots", "loop" or "gather" (attention.py)
+        self.slot_len = slot_len
+        self.cache = KVCache(model.args, pool_tokens, dtype, self.device)
+
+    def close(self) -> None:
+        self.cache.free()
+
+    def _attention(self, batch: Batch) -> tuple[list[int], list[int], StepAttention]:
+        """Packed token ids and positions (decode rows, then prefill chunks), and the step's attention backend."""
+        token_ids = [seq.token_ids[-1] for seq in batch.decode]
+        positions = [seq.num_tokens - 1 for seq in batch.decode]
+        spans = [(seq.kv_start, seq.num_tokens) for seq in batch.decode]
+        segments = []
+        for chunk in batch.prefill:
+            row = len(token_ids)
+            token_ids.extend(chunk.seq.token_ids[chunk.start:chunk.end])
+            positions.extend(range(chunk.start, chunk.end))
+            segments.append(PrefillSegment(row, len(token_ids), chunk.seq.kv_start, chunk.start))
+        decode = plan_decode(spans, self.decode_mode, self.slot_len, self.device) if spans else None
+        if decode is not None and decode.batch_slots is not None:
+            self.cache.make_slots_finite(self.slot_len, decode.num_slots, decode.padded_len)
+        if self.slot_len:
+            for start, length in spans:
+                self.cache.note_written(start // self.slot_len, length)
+            for seg in segments:
+                self.cache.note_written(seg.kv_start // self.slot_len, seg.context_start + seg.row_end - seg.row_start)
+        return token_ids, positions, StepAttention(self.cache, decode, segments, self.slot_len)
+
+    @torch.inference_mode()
+    def run(self, batch: Batch) -> tuple[list[int], list[float] | None]:
+        token_ids, positions, attention = self._attention(batch)
+        num_real = len(token_ids)
+        num_rows = max(num_real, MIN_ROWS)
+        ids = torch.zeros(1, num_rows, dtype=torch.long)
+        ids[0, :num_real] = torch.tensor(token_ids)
+        pos = torch.zeros(1, num_rows, dtype=torch.long)
+        pos[0, :num_real] = torch.tensor(positions)
+        hidden = self.model.hidden_states(ids.to(self.device), pos.to(self.device), attention)  # (1, T, H)
+        sampled = batch.sampled
+        rows = list(range(len(batch.decode)))
+        rows += [seg.row_end - 1 for seg, chunk in zip(attention.prefill, batch.prefill) if chunk.is_last]
+        if not rows:
+            return [], None  # only non-final prompt chunks ran: nothing to sample
+        padded_rows = rows + [0] * max(0, MIN_ROWS - len(rows))
+        selected = hidden[0].index_select(0, torch.tensor(padded_rows, device=self.device))  # (R', H)
+        logits = self.model.lm_head(selected)[:len(rows)].float()  # (R, V)
+        return sample(
+            logits,
+            params=[s.params for s in sampled],
+            seeds=[s.seed for s in sampled],
+            positions=[s.num_output_tokens for s in sampled],
+            want_logprobs=any(s.params.logprobs for s in sampled),
+        )

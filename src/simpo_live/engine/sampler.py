@@ -1,0 +1,103 @@
+"""Per-request seeded sampling: greedy, temperature, top-k, top-p, with one uniform per row.
+
+The uniform for a row is a stateless hash (splitmix64) of (the sample's seed, its output position), turned into a
+token by inverse CDF. No generator state exists, so a sample's tokens do not depend on its batch-mates, the batch
+size or order, the page size or the host (research/engine_options.md section 5: also 13-15x cheaper than drawing
+V numbers per row). Top-p is computed over the top 256 candidates and falls back to a full sort for rows whose
+nucleus is larger, so it is exact. This module decides nothing about which rows run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from simpo_live.engine.params import SamplingParams
+
+MASK64 = (1 << 64) - 1
+NUM_CANDIDATES = 256
+
+
+def splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """A child seed for (seed, index), e.g. sample j of a request; stable across hosts and Python versions."""
+    return splitmix64(splitmix64(seed & MASK64) ^ (index & MASK64)) >> 1  # 63 bits: fits an int64 / JSON
+
+
+def uniform(seed: int, position: int) -> float:
+    """A float64 in (0, 1) from (seed, output position) alone; 53 bits so it is exact and never 0 or 1."""
+    h = splitmix64(splitmix64(seed & MASK64) ^ (position & MASK64))
+    return ((h >> 11) + 0.5) / float(1 << 53)
+
+
+def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index j per row with cdf[j-1] <= u * total < cdf[j]; probs (R, C) >= 0, u (R,) float64."""
+    cdf = probs.to(torch.float64).cumsum(-1)  # (R, C)
+    target = (u * cdf[:, -1]).unsqueeze(-1)  # (R, 1)
+    index = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    return index.clamp_(max=probs.shape[-1] - 1)
+
+
+def _sample_restricted(x: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor,
+                       num_candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of scaled logits x (R, V) with top-k/top-p cut-offs; returns (token ids, rows needing more candidates)."""
+    vocab = x.shape[-1]
+    values, ids = torch.topk(x, num_candidates, dim=-1)  # (R, C), sorted descending
+    rank = torch.arange(num_candidates, device=x.device)
+    has_top_k = top_k > 0
+    values = values.masked_fill(has_top_k.unsqueeze(-1) & (rank >= top_k.unsqueeze(-1)), float("-inf"))
+    # Top-p is over the distribution after top-k (renormalised), else over the full vocabulary.
+    lse = torch.where(has_top_k, torch.logsumexp(values, -1), torch.logsumexp(x, -1))
+    probs = torch.exp(values - lse.unsqueeze(-1))  # (R, C)
+    mass_before = probs.cumsum(-1) - probs
+    keep = mass_before < top_p.unsqueeze(-1)
+    keep[:, 0] = True
+    needs_more = ~has_top_k & (probs.sum(-1) < top_p) & (num_candidates < vocab)
+    choice = _inverse_cdf(probs * keep, u)
+    return ids.gather(-1, choice.unsqueeze(-1)).squeeze(-1), needs_more
+
+
+def sample(logits: torch.Tensor, params: list[SamplingParams], seeds: list[int], positions: list[int],
+           want_logprobs: bool = False) -> tuple[list[int], list[float] | None]:
+    """Pick one token per row of logits (R, V); row i uses params[i], seeds[i] and output position positions[i]."""
+    logits = logits.float()
+    tokens = logits.argmax(-1)  # (R,) greedy rows keep this
+    rows = [i for i, p in enumerate(params) if not p.is_greedy]
+    if rows:
+        device = logits.device
+        index = torch.tensor(rows, device=device)
+        temperature = torch.tensor([params[i].temperature for i in rows], device=device)
+        x = logits.index_select(0, index) / temperature.unsqueeze(-1)  # (S, V)
+        u = torch.tensor([uniform(seeds[i], positions[i]) for i in rows], dtype=torch.float64, device=device)
+        picked = torch.empty(len(rows), dtype=torch.long, device=device)
+        restricted = [p.top_k > 0 or p.top_p < 1.0 for p in (params[i] for i in rows)]
+        plain = [j for j, r in enumerate(restricted) if not r]
+        if plain:
+            j = torch.tensor(plain, device=device)
+            picked[j] = _inverse_cdf(torch.softmax(x[j], -1), u[j])
+        vocab = x.shape[-1]
+        # Rows are grouped by their own candidate count so no row's arithmetic depends on a batch-mate's top_k.
+        groups: dict[int, list[int]] = {}
+        for j, r in enumerate(restricted):
+            if r:
+                groups.setdefault(min(vocab, max(NUM_CANDIDATES, params[rows[j]].top_k)), []).append(j)
+        for num_candidates, cut in groups.items():
+            j = torch.tensor(cut, device=device)
+            top_k = torch.tensor([params[rows[r]].top_k for r in cut], device=device)
+            top_p = torch.tensor([params[rows[r]].top_p for r in cut], device=device)
+            chosen, needs_more = _sample_restricted(x[j], top_k, top_p, u[j], num_candidates)
+            if bool(needs_more.any()):
+                # A nucleus wider than the candidates: redo those rows over the whole (sorted) vocabulary.
+                m = needs_more.nonzero().squeeze(-1)
+                chosen[m], _ = _sample_restricted(x[j][m], top_k[m], top_p[m], u[j][m], vocab)
+            picked[j] = chosen
+        tokens[index] = picked
+    logprobs = None
+    if want_logprobs:
+        logprobs = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).tolist()
+    return tokens.tolist(), logprobs

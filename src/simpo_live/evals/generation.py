@@ -1,0 +1,112 @@
+"""Generate one host's shard of prompts into JSONL rows, and write them as a host file with a done marker.
+
+Shared by the `sample` command and the periodic inference eval. Rows are self-describing: step, host, global
+prompt index, seed, sampling parameters and provenance. Which slice a host owns is the caller's business
+(`simpo_live.distributed.sharding.shard_bounds`); these functions only take the global offset of the slice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from simpo_live.atomic import atomic_write
+from simpo_live.engine import Engine, Request, SamplingParams, StepResult
+from simpo_live.evals.prompts import tokenize_prompt
+from simpo_live.evals.seeds import derive_sample_seed
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling for every prompt of an eval; `seed` is the run seed each sample's seed derives from."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    n: int = 1
+    ignore_eos: bool = False
+    seed: int = 0
+    use_chat_template: bool = True
+
+
+def generate_shard(engine: Engine, prompts: list[str], global_offset: int, settings: GenerationSettings,
+                   step: int, rank: int, world_size: int, provenance: dict[str, Any] | None = None,
+                   on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:
+    """Rows for `prompts`, which are global prompts [global_offset, global_offset + len(prompts)).
+
+    Each (prompt, sample) is its own request seeded with derive_sample_seed(settings.seed, step, global index,
+    sample index), so a row does not depend on the host count or on which prompts share the batch.
+    `on_step(StepResult)` is called after every engine round (progress bars)."""
+    requests = []
+    for i, prompt in enumerate(prompts):
+        token_ids = tokenize_prompt(engine.tokenizer, prompt, settings.use_chat_template)
+        for j in range(settings.n):
+            params = SamplingParams(
+                temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
+                max_new_tokens=settings.max_new_tokens, ignore_eos=settings.ignore_eos,
+                seed=derive_sample_seed(settings.seed, step, global_offset + i, j))
+            requests.append(Request((i, j), token_ids, params))
+    completions = engine.generate(requests, on_step=on_step)
+    shared = {"process_index": rank, "process_count": world_size, **_sampling_fields(settings),
+              **(provenance or {})}
+    rows = []
+    for request, completion in zip(requests, completions):
+        i, j = request.request_id
+        rows.append({
+            "step": step,
+            "global_prompt_index": global_offset + i,
+            "sample_index": j,
+            "prompt": prompts[i],
+            "generated_text": completion.text,
+            "generated_token_count": len(completion.token_ids),
+            "prompt_token_count": completion.prompt_token_count,
+            "finish_reason": completion.finish_reason,
+            "seed": request.params.seed,
+            **shared,
+        })
+    return rows
+
+
+def _sampling_fields(settings: GenerationSettings) -> dict[str, Any]:
+    fields = asdict(settings)
+    fields["run_seed"] = fields.pop("seed")
+    return fields
+
+
+def host_file_name(rank: int, world_size: int) -> str:
+    return f"host_{rank:04d}_of_{world_size:04d}.jsonl"
+
+
+def done_marker_path(out_dir: str | Path, rank: int, world_size: int) -> Path:
+    return Path(out_dir) / f"host_{rank:04d}_of_{world_size:04d}.done"
+
+
+def is_host_done(out_dir: str | Path, rank: int, world_size: int) -> bool:
+    """True once this host's file was fully written (a resumed eval skips it)."""
+    return done_marker_path(out_dir, rank, world_size).is_file()
+
+
+def write_host_file(out_dir: str | Path, rows: list[dict[str, Any]], rank: int, world_size: int) -> Path:
+    """Write rows to out_dir/host_<rank>_of_<world_size>.jsonl atomically, then its done marker; returns the path."""
+    path = Path(out_dir) / host_file_name(rank, world_size)
+    with atomic_write(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with atomic_write(done_marker_path(out_dir, rank, world_size)) as f:
+        f.write(json.dumps({"rows": len(rows), "file": path.name}) + "\n")
+    return path
+
+
+def read_host_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any]]:
+    """All hosts' rows in global order (prompt index, then sample index); a missing host file is an error."""
+    rows = []
+    for rank in range(world_size):
+        path = Path(out_dir) / host_file_name(rank, world_size)
+        if not is_host_done(out_dir, rank, world_size):
+            raise FileNotFoundError(f"{path}: host {rank} of {world_size} has not finished (no done marker)")
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return sorted(rows, key=lambda r: (r["global_prompt_index"], r["sample_index"]))

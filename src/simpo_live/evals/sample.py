@@ -1,0 +1,82 @@
+"""`simpo-live sample`: generate from a checkpoint; under torchrun each rank writes its contiguous slice.
+
+Ranks need no collective: each one loads a full replica, generates global prompts [rank*N//P, (rank+1)*N//P)
+and writes `host_<rank>_of_<P>.jsonl` plus a done marker into `--out`. Only the leader shows a progress bar.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from simpo_live.distributed.env import rank_info
+from simpo_live.distributed.sharding import shard_bounds
+from simpo_live.engine import Engine, EngineConfig
+from simpo_live.evals.generation import GenerationSettings, generate_shard, write_host_file
+from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts
+
+
+def _fail(message: str) -> int:
+    print(f"simpo-live sample: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
+                       out_dir: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
+                       n_samples: int = 1, ignore_eos: bool = False, no_chat_template: bool = False, step: int = 0,
+                       max_seqs: int = 256, max_pages: int | None = None, page_size: int = 16,
+                       dtype: str = "auto") -> int:
+    """Run the command; returns the process exit code (0 ok, 2 bad input)."""
+    from transformers import AutoTokenizer
+    from tqdm import tqdm
+
+    from simpo_live.model.checkpoint import CheckpointError, load_model
+
+    if (prompts_file is None) == (synthetic is None):
+        return _fail("give exactly one of --prompts FILE or --synthetic N")
+    if not Path(model_dir).is_dir():
+        return _fail(f"--model {model_dir}: directory not found")
+    try:
+        prompts = load_prompts(prompts_file) if prompts_file is not None else synthetic_prompts(synthetic)
+    except PromptError as e:
+        return _fail(str(e))
+    if not prompts:
+        return _fail(f"--prompts {prompts_file}: no prompts in the file")
+
+    info = rank_info()
+    device = torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
+        dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    try:
+        model = load_model(model_dir, torch_dtype, device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (CheckpointError, OSError, ValueError) as e:
+        return _fail(f"--model {model_dir}: {e}")
+
+    start, end = shard_bounds(len(prompts), info.rank, info.world_size)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                                  n=n_samples, ignore_eos=ignore_eos, seed=seed,
+                                  use_chat_template=not no_chat_template)
+    config = EngineConfig(max_seqs=max_seqs, max_pages=max_pages, page_size=page_size)
+    bar = tqdm(total=(end - start) * n_samples * max_new_tokens, unit="tok", unit_scale=True,
+               desc=f"sample (rank 0 of {info.world_size})", disable=not info.is_leader)
+    began = time.perf_counter()
+    try:
+        with Engine.from_model(model, tokenizer, config) as engine:
+            rows = generate_shard(engine, prompts[start:end], start, settings, step, info.rank, info.world_size,
+                                  provenance={"model_path": str(Path(model_dir).resolve())},
+                                  on_step=lambda result: bar.update(result.num_generated_tokens))
+    except ValueError as e:  # a request that cannot fit names its knob; no traceback needed
+        bar.close()
+        return _fail(str(e))
+    bar.close()
+    path = write_host_file(out_dir, rows, info.rank, info.world_size)
+    if info.is_leader:
+        tokens = sum(r["generated_token_count"] for r in rows)
+        seconds = time.perf_counter() - began
+        print(f"rank 0: {len(rows)} samples, {tokens} tokens in {seconds:.1f}s ({tokens / seconds:.0f} tok/s) "
+              f"-> {path}", file=sys.stderr)
+    return 0
