@@ -56,3 +56,30 @@ def hf_model_dir(tmp_path, word_tokenizer):
         return make_hf_model_dir(tmp_path / f"{model_type}-model", model_type, word_tokenizer, **overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def task_assets(tmp_path_factory):
+    """A tiny random Llama speaking the reverse-words vocabulary, and 64 preference rows for it."""
+    import json
+
+    from simpo_live.data.word_tokenizer import build_word_tokenizer
+    from simpo_live.tasks import reverse_words
+
+    root = tmp_path_factory.mktemp("task")
+    tokenizer = build_word_tokenizer([reverse_words.PREFIX, *reverse_words.VOCABULARY])
+    model_dir = make_hf_model_dir(root / "model", "llama", tokenizer, vocab_size=320, hidden_size=64,
+                                  intermediate_size=128, max_position_embeddings=512)
+    data_path = root / "prefs.jsonl"
+    rows = reverse_words.make_preference_rows(64, seed=0)
+    data_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return model_dir, data_path
+
+
+def quick_run_overrides(task_assets, run_dir, steps: int = 4) -> list[str]:
+    """Overrides for a few-second CPU run on the task assets."""
+    model_dir, data_path = task_assets
+    return [f"--model.path={model_dir}", f"--data.train_path={data_path}", f"--trainer.run_dir={run_dir}",
+            f"--trainer.num_train_steps={steps}", "--trainer.train_batch_size=8", "--trainer.micro_batch_size=4",
+            "--trainer.checkpoint_every=2", "--trainer.eval_every=2", "--trainer.progress=false",
+            "--trainer.num_threads=1", "--optimizer.warmup_steps=1", "--optimizer.learning_rate=1e-3"]

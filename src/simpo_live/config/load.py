@@ -55,6 +55,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+            value = raw  # "reverse: a b" is a string with a colon, not a one-key mapping
         node = tree
         parts = key.split(".")
         for part in parts[:-1]:
