@@ -92,7 +92,8 @@ class InferenceEvalHook:
         metrics.update({f"memory_before_{k}": v for k, v in memory_before.items()})
         metrics.update({f"memory_after_{k}": v for k, v in memory_reading(session.device).items()})
         summary = {"step": step, "config_digest": self.digest, "metrics": metrics,
-                   "probe": results[0].probe, "hosts": [r.stats.to_dict() for r in results]}
+                   "probe": results[0].probe, "hosts": [r.stats.to_dict() for r in results],
+                   "reference_lengths": self.reference_lengths}
         with atomic_write(step_dir / "summary.json") as f:
             json.dump(summary, f, indent=1)
         session.tracker.log_table("inference_eval/samples", results[0].samples or [], step)

@@ -114,6 +114,7 @@ def summarize_hosts(hosts: list[HostStats], reference_lengths: dict[str, list[in
     if score_count:
         metrics["scorer_mean"] = sum(h.score_sum for h in hosts) / score_count
     for name, values in (reference_lengths or {}).items():
-        metrics[f"data_{name}_length_p50"] = percentile(values, 50)
+        for q in (10, 50, 90):
+            metrics[f"data_{name}_length_p{q}"] = percentile(values, q)
     return metrics
 

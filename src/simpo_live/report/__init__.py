@@ -1,1 +1,1 @@
-"""report"""
+"""Run directory -> one self-contained HTML report."""

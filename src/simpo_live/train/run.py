@@ -27,6 +27,10 @@ def run_training(cfg: SimpoConfig) -> int:
             print(f"resuming from {session.resumed_from} (step {session.step})", file=sys.stderr)
         train_loop(session)
         session.tracker.close()
+        if session.rank.is_leader:
+            from simpo_live.report.html import write_report
+
+            write_report(session.run_dir)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -34,7 +38,7 @@ def run_training(cfg: SimpoConfig) -> int:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     if session.rank.is_leader:
-        print(f"run directory: {session.run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/)")
+        print(f"run directory: {session.run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/, report.html)")
     return 0
 
 
