@@ -59,7 +59,11 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     optimizer.zero_grad(set_to_none=True)
     stats = stats.all_reduce()
     elapsed = time.perf_counter() - start
+    memory = {}
+    if settings.device.type == "cuda":
+        memory["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
     return {
+        **memory,
         **stats.means("train"),
         "train/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
         "train/lr": lr,
