@@ -64,32 +64,36 @@ def run_engine(model, prompts, new_tokens, args) -> dict:
     with Engine.from_model(model, None, config) as engine:
         requests = [Request(i, p, params[i]) for i, p in enumerate(prompts)]
         sync(args.device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         completions = engine.generate(requests)
         sync(args.device)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     tokens = sum(len(c.token_ids) for c in completions)
-    assert tokens == len(prompts) * new_tokens, "a sequence stopped early"
-    return {"engine_sec": round(seconds, 3), "engine_tok_s": round(tokens / seconds, 1)}
+    if tokens != len(prompts) * new_tokens:
+        raise RuntimeError(f"engine generated {tokens} tokens, expected {len(prompts) * new_tokens}")
+    return {"engine_sec": round(seconds, 3), "engine_tok_s": round(tokens / seconds, 1),
+            "engine_tok_per_cpu_s": round(tokens / cpu_seconds, 1)}
 
 
 @torch.inference_mode()
 def run_hf(model, prompts, new_tokens, args) -> dict:
     batches = [prompts[i:i + args.hf_batch_size] for i in range(0, len(prompts), args.hf_batch_size)]
     measured = batches[:args.hf_max_batches]
-    tokens, seconds = 0, 0.0
+    tokens, seconds, cpu_seconds = 0, 0.0, 0.0
     for batch in measured:
         width = max(len(p) for p in batch)
         ids = torch.tensor([[0] * (width - len(p)) + p for p in batch], device=args.device)  # left padding
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=args.device)
         sync(args.device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = model.generate(ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                              max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
         sync(args.device)
         seconds += time.perf_counter() - start
+        cpu_seconds += time.process_time() - start_cpu
         tokens += (out.shape[1] - width) * len(batch)
     return {"hf_sec_measured": round(seconds, 3), "hf_tok_s": round(tokens / seconds, 1),
+            "hf_tok_per_cpu_s": round(tokens / cpu_seconds, 1),
             "hf_batch_size": args.hf_batch_size, "hf_batches_measured": len(measured),
             "hf_batches_total": len(batches), "hf_extrapolated": len(measured) < len(batches)}
 
@@ -125,11 +129,13 @@ def main() -> None:
                   "model": args.model_size, "params": ours.num_parameters(), "device": args.device,
                   "dtype": args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
-                  "host": platform.node()}
+                  "host": platform.node(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         result.update(run_engine(ours, prompts, new_tokens, args))
         if not args.skip_hf:
             result.update(run_hf(hf, prompts, new_tokens, args))
             result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
+            # CPU time is steadier than wall time on a shared machine (time slices lost to other processes).
+            result["ratio_cpu_time"] = round(result["engine_tok_per_cpu_s"] / result["hf_tok_per_cpu_s"], 2)
         print(json.dumps(result), flush=True)
 
 
