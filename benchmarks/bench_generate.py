@@ -39,10 +39,16 @@ def build_models(size: str, device: str, dtype: torch.dtype):
     config = transformers.LlamaConfig(**MODELS[size], max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
                                       pad_token_id=0)
     torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
-    ours = LlamaModel(ModelArgs.from_hf_config(config.to_dict()))
-    ours.load_state_dict(hf.state_dict(), strict=False)
-    return hf, ours.to(device=device, dtype=dtype).eval()
+    with torch.device(device):  # initialise where it runs: a 0.5B model is slow to initialise on a CPU
+        hf = transformers.LlamaForCausalLM(config).to(dtype=dtype).eval()
+    with torch.device("meta"):
+        ours = LlamaModel(ModelArgs.from_hf_config(config.to_dict()))
+    # assign=True shares HF's tensors: one copy of the weights, and the same values by construction.
+    missing, _ = ours.load_state_dict(hf.state_dict(), strict=False, assign=True)
+    if missing:
+        raise RuntimeError(f"weights missing from the HF model: {missing}")
+    ours.reset_rope_buffers()
+    return hf, ours.eval()
 
 
 def make_prompts(count: int, lo: int, hi: int, vocab: int) -> list[list[int]]:
@@ -57,11 +63,13 @@ def sync(device: str) -> None:
 
 
 def run_engine(model, prompts, new_tokens, args) -> dict:
+    longest = max(len(p) for p in prompts) + new_tokens
     config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_tokens_per_round=args.round_tokens,
-                          max_seq_len=4096)
+                          max_seq_len=longest)
     params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
               for i in range(len(prompts))]
     with Engine.from_model(model, None, config) as engine:
+        engine.generate([Request(-1, prompts[0], SamplingParams(max_new_tokens=4))])  # warm-up (CUDA init)
         requests = [Request(i, p, params[i]) for i, p in enumerate(prompts)]
         sync(args.device)
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -79,6 +87,8 @@ def run_engine(model, prompts, new_tokens, args) -> dict:
 def run_hf(model, prompts, new_tokens, args) -> dict:
     batches = [prompts[i:i + args.hf_batch_size] for i in range(0, len(prompts), args.hf_batch_size)]
     measured = batches[:args.hf_max_batches]
+    model.generate(torch.tensor([prompts[0]], device=args.device), max_new_tokens=4, do_sample=False,
+                   pad_token_id=0)  # warm-up (CUDA init)
     tokens, seconds, cpu_seconds = 0, 0.0, 0.0
     for batch in measured:
         width = max(len(p) for p in batch)

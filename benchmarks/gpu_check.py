@@ -19,7 +19,7 @@ from simpo_live.engine.attention import kv_bytes_per_token
 
 def decode_bandwidth(model, prompts, new_tokens, args) -> dict:
     """Time decode-only engine steps (no prefill in the round) and the bytes they must read."""
-    config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_seq_len=4096,
+    config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_seq_len=1024,
                           max_tokens_per_round=args.round_tokens)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_token_bytes = kv_bytes_per_token(model.args, next(model.parameters()).dtype)
@@ -32,10 +32,10 @@ def decode_bandwidth(model, prompts, new_tokens, args) -> dict:
             running = list(engine.scheduler.running)
             decode_only = not engine.scheduler.waiting and all(not s.is_prefilling for s in running)
             context = sum(s.num_tokens for s in running)
-            torch.cuda.synchronize()
+            bench.sync(args.device)
             start = time.perf_counter()
             result = engine.step()
-            torch.cuda.synchronize()
+            bench.sync(args.device)
             if decode_only and result.num_prompt_tokens == 0:
                 records.append((time.perf_counter() - start, len(running), context))
     if not records:
@@ -59,10 +59,13 @@ def main() -> None:
     parser.add_argument("--hf-batch-size", type=int, default=256)
     parser.add_argument("--hf-max-batches", type=int, default=1)
     parser.add_argument("--peak-tb-s", type=float, default=4.8)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--bandwidth-tokens", type=int, default=128)
     args = parser.parse_args()
-    args.device, args.dtype = "cuda", "bfloat16"
-    hf, ours = bench.build_models(args.model_size, "cuda", torch.bfloat16)
-    print(json.dumps({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+    args.dtype = "bfloat16"
+    hf, ours = bench.build_models(args.model_size, args.device, torch.bfloat16)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    print(json.dumps({"gpu": name, "torch": torch.__version__,
                       "params": ours.num_parameters()}), flush=True)
     for name in args.workloads.split(","):
         num_prompts, new_tokens = bench.WORKLOADS[name]
@@ -75,8 +78,8 @@ def main() -> None:
         print(json.dumps(result), flush=True)
     num_prompts, new_tokens = bench.WORKLOADS["W2"]
     prompts = bench.make_prompts(num_prompts, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
-    print(json.dumps({"bandwidth_workload": "W2 (first 256 prompts x 128 tokens)",
-                      **decode_bandwidth(ours, prompts, 128, args)}), flush=True)
+    print(json.dumps({"bandwidth_workload": f"W2 prompts x {args.bandwidth_tokens} tokens",
+                      **decode_bandwidth(ours, prompts, args.bandwidth_tokens, args)}), flush=True)
 
 
 if __name__ == "__main__":
