@@ -8,7 +8,7 @@ contiguous extent (block_manager.py), so its context is a view. Attention per st
   length mask; contexts longer than LOOP_MIN_CONTEXT use the per-sequence loop instead (faster there);
 - decode "loop": one exact-length SDPA per sequence;
 - decode "gather" (CUDA default, run placement): gather contexts into (B, Hkv, round_up(longest, 16), D), one SDPA.
-Which path a row takes depends only on its own context length, and CPU SDPA gives bitwise equal rows for any
+On CPU, which path a row takes depends only on its own context length, and SDPA gives bitwise equal rows for any
 multiple-of-16 padding, so a row's arithmetic never depends on its batch-mates (research sections 2 and 6).
 """
 

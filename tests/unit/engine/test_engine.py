@@ -52,7 +52,8 @@ def test_greedy_matches_uncached_forward(tiny_model, prompts, reference):
     dict(max_pages=12, page_size=8, max_seqs=5), dict(max_pages=30, page_size=8, max_seq_len=88),  # 2 slots
     dict(kv_layout="runs", decode_attention="batched"),  # gather path
     dict(kv_layout="runs", decode_attention="batched", max_pages=12, page_size=8, max_seqs=5),  # fragmentation
-    dict(kv_layout="runs", decode_attention="loop", max_seqs=4), dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
+    dict(kv_layout="runs", decode_attention="loop", max_seqs=4),
+    dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
 ])
 def test_outputs_do_not_depend_on_batching_paging_or_pressure(tiny_model, prompts, reference, config):
     assert run(tiny_model, requests_for(prompts), **config) == reference
