@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--hf-batch-size", type=int, default=64)
     parser.add_argument("--hf-max-batches", type=int, default=1)
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--skip-engine", action="store_true", help="only time HF (e.g. another --hf-batch-size)")
     parser.add_argument("--peer", choices=["vllm"], default=None, help="not implemented in this version")
     args = parser.parse_args()
     if args.peer:
@@ -140,9 +141,11 @@ def main() -> None:
                   "dtype": args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
                   "host": platform.node(), "load_avg_1m": round(os.getloadavg()[0], 2)}
-        result.update(run_engine(ours, prompts, new_tokens, args))
+        if not args.skip_engine:
+            result.update(run_engine(ours, prompts, new_tokens, args))
         if not args.skip_hf:
             result.update(run_hf(hf, prompts, new_tokens, args))
+        if not (args.skip_hf or args.skip_engine):
             result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
             # CPU time is steadier than wall time on a shared machine (time slices lost to other processes).
             result["ratio_cpu_time"] = round(result["engine_tok_per_cpu_s"] / result["hf_tok_per_cpu_s"], 2)
