@@ -1,4 +1,14 @@
-"""The inference engine: paged KV accounting, continuous batching, chunked prefill, per-request seeded sampling."""
+"""The inference engine: page-accounted KV cache, continuous batching, chunked prefill, per-request seeded sampling.
+
+    with Engine.from_model(model, tokenizer, EngineConfig(max_seqs=256)) as engine:
+        completions = engine.generate([Request("a", prompt_ids, SamplingParams(temperature=0, max_new_tokens=64))])
+
+Files follow nano-vllm: params (public types), sequence (per-sample state), block_manager (pages and placement),
+scheduler (who runs), attention (KV tensors + the model's attention backend), runner (one round on the model),
+sampler (seeded token choice), engine (the wiring). On CPU a sample's tokens do not depend on its batch-mates,
+batch size, request order, page size or memory pressure (tested); on CUDA that is not guaranteed (GEMM kernels
+are chosen by shape).
+"""
 
 from simpo_live.engine.engine import CapacityError, Engine, default_stop_token_ids
 from simpo_live.engine.params import Completion, EngineConfig, Request, SamplingParams, StepResult

@@ -8,7 +8,7 @@ contiguous extent (block_manager.py), so its context is a view. Attention per st
   length mask; contexts longer than LOOP_MIN_CONTEXT use the per-sequence loop instead (faster there);
 - decode "loop": one exact-length SDPA per sequence;
 - decode "gather" (CUDA default, run placement): gather contexts into (B, Hkv, round_up(longest, 16), D), one SDPA.
-Which path a row takes depends only on its own context length, and CPU SDPA gives bitwise equal rows for any
+On CPU, which path a row takes depends only on its own context length, and SDPA gives bitwise equal rows for any
 multiple-of-16 padding, so a row's arithmetic never depends on its batch-mates (research sections 2 and 6).
 """
 
@@ -145,8 +145,9 @@ class StepAttention:
     _masks: dict = field(default_factory=dict)
 
     def __call__(self, layer_index: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = q[0], k[0], v[0]  # (T, Hq, D), (T, Hkv, D), (T, Hkv, D)
         cache_k, cache_v = self.cache.k[layer_index], self.cache.v[layer_index]  # (Hkv, N, D)
+        model_dtype = q.dtype  # the cache may be stored narrower than the model computes (e.g. bf16 KV)
+        q, k, v = (t[0].to(cache_k.dtype) for t in (q, k, v))  # (T, Hq, D), (T, Hkv, D), (T, Hkv, D)
         pieces = []
         if self.decode is not None:
             pieces.append(self._decode(q, k, v, cache_k, cache_v))
@@ -155,7 +156,7 @@ class StepAttention:
         num_rows = q.shape[0] - sum(p.shape[0] for p in pieces)
         if num_rows:
             pieces.append(q.new_zeros(num_rows, *q.shape[1:]))
-        return torch.cat(pieces).unsqueeze(0)  # (1, T, Hq, D)
+        return torch.cat(pieces).unsqueeze(0).to(model_dtype)  # (1, T, Hq, D)
 
     def _decode(self, q, k, v, cache_k, cache_v) -> torch.Tensor:
         plan = self.decode

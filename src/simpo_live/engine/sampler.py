@@ -35,12 +35,15 @@ def uniform(seed: int, position: int) -> float:
     return ((h >> 11) + 0.5) / float(1 << 53)
 
 
-def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index j per row with cdf[j-1] <= u * total < cdf[j]; probs (R, C) >= 0, u (R,) float64."""
-    cdf = probs.to(torch.float64).cumsum(-1)  # (R, C)
-    target = (u * cdf[:, -1]).unsqueeze(-1)  # (R, 1)
+def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index j per row with cdf[j-1] <= u * total < cdf[j]; weights (R, C) >= 0 need not be normalised.
+
+    float32 running sums: each row is summed sequentially on its own, so the result is a function of that row
+    alone (a float64 copy of a 256 x 32k logits block cost more than the rest of the sampler)."""
+    cdf = weights.float().cumsum(-1)  # (R, C)
+    target = (u * cdf[:, -1].double()).float().unsqueeze(-1)  # (R, 1)
     index = torch.searchsorted(cdf, target, right=True).squeeze(-1)
-    return index.clamp_(max=probs.shape[-1] - 1)
+    return index.clamp_(max=weights.shape[-1] - 1)
 
 
 def _sample_restricted(x: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor,
@@ -66,8 +69,10 @@ def sample(logits: torch.Tensor, params: list[SamplingParams], seeds: list[int],
            want_logprobs: bool = False) -> tuple[list[int], list[float] | None]:
     """Pick one token per row of logits (R, V); row i uses params[i], seeds[i] and output position positions[i]."""
     logits = logits.float()
-    tokens = logits.argmax(-1)  # (R,) greedy rows keep this
     rows = [i for i, p in enumerate(params) if not p.is_greedy]
+    # (R,) argmax only where some row is greedy: it is a full pass over the logits.
+    tokens = logits.argmax(-1) if len(rows) < len(params) else torch.empty(len(params), dtype=torch.long,
+                                                                             device=logits.device)
     if rows:
         device = logits.device
         index = torch.tensor(rows, device=device)

@@ -33,6 +33,13 @@ class GenerationSettings:
     use_chat_template: bool = True
 
 
+def required_max_seq_len(tokenizer, prompts: list[str], settings: GenerationSettings) -> int:
+    """Longest prompt (as tokenised for generation) + max_new_tokens: the engine's max_seq_len for these prompts.
+    Sizing the engine to it (not to the model's context) gives shorter KV slots, hence more of them."""
+    longest = max((len(tokenize_prompt(tokenizer, p, settings.use_chat_template)) for p in prompts), default=1)
+    return longest + settings.max_new_tokens
+
+
 def generate_shard(engine: Engine, prompts: list[str], global_offset: int, settings: GenerationSettings,
                    step: int, rank: int, world_size: int, provenance: dict[str, Any] | None = None,
                    on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import torch
 from simpo_live.distributed.env import rank_info
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.engine import Engine, EngineConfig
-from simpo_live.evals.generation import GenerationSettings, generate_shard, write_host_file
+from simpo_live.evals.generation import GenerationSettings, generate_shard, required_max_seq_len, write_host_file
 from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts
 
 
@@ -60,7 +60,10 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                   n=n_samples, ignore_eos=ignore_eos, seed=seed,
                                   use_chat_template=not no_chat_template)
-    config = EngineConfig(max_seqs=max_seqs, max_pages=max_pages, page_size=page_size)
+    # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.
+    max_seq_len = min(model.args.max_position_embeddings,
+                      required_max_seq_len(tokenizer, prompts[start:end], settings))
+    config = EngineConfig(max_seqs=max_seqs, max_pages=max_pages, page_size=page_size, max_seq_len=max_seq_len)
     bar = tqdm(total=(end - start) * n_samples * max_new_tokens, unit="tok", unit_scale=True,
                desc=f"sample (rank 0 of {info.world_size})", disable=not info.is_leader)
     began = time.perf_counter()

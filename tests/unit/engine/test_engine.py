@@ -52,7 +52,8 @@ def test_greedy_matches_uncached_forward(tiny_model, prompts, reference):
     dict(max_pages=12, page_size=8, max_seqs=5), dict(max_pages=30, page_size=8, max_seq_len=88),  # 2 slots
     dict(kv_layout="runs", decode_attention="batched"),  # gather path
     dict(kv_layout="runs", decode_attention="batched", max_pages=12, page_size=8, max_seqs=5),  # fragmentation
-    dict(kv_layout="runs", decode_attention="loop", max_seqs=4), dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
+    dict(kv_layout="runs", decode_attention="loop", max_seqs=4),
+    dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
 ])
 def test_outputs_do_not_depend_on_batching_paging_or_pressure(tiny_model, prompts, reference, config):
     assert run(tiny_model, requests_for(prompts), **config) == reference
@@ -191,3 +192,12 @@ def test_contexts_crossing_the_loop_threshold_keep_their_outputs(tiny_model_fact
     alone = run(model, requests, max_seqs=1, max_seq_len=1100)
     assert together == alone
     assert together[0] == greedy_by_forward(model, prompts[0], 30)
+
+
+def test_a_narrower_kv_cache_dtype_runs_and_keeps_lengths(tiny_model, prompts, reference):
+    requests = requests_for(prompts, mixed=False)
+    with Engine.from_model(tiny_model, None, EngineConfig(dtype=torch.bfloat16)) as engine:
+        out = {c.request_id: c.token_ids for c in engine.generate(requests)}
+        assert engine.kv_cache_bytes == engine.block_manager.pool_tokens * 2 * 2 * 2 * 16 * 2  # bf16: 2 bytes
+    assert all(len(out[r.request_id]) == GREEDY.max_new_tokens for r in requests)
+    assert out["p0"][:3] == reference["p0"][:3]  # rounding the cache to bf16 keeps the first greedy tokens

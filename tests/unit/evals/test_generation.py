@@ -7,7 +7,7 @@ import torch
 
 from simpo_live.engine import Engine, EngineConfig
 from simpo_live.evals.generation import (GenerationSettings, generate_shard, host_file_name, is_host_done,
-                                         read_host_files, write_host_file)
+                                         read_host_files, required_max_seq_len, write_host_file)
 from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts, tokenize_prompt
 from simpo_live.evals.seeds import derive_sample_seed
 from simpo_live.model.args import ModelArgs
@@ -68,9 +68,17 @@ def test_rows_do_not_depend_on_sharding(engine, tmp_path):
     assert (row["global_prompt_index"], row["sample_index"], row["step"], row["model"]) == (1, 1, 50, "m")
     assert row["seed"] == derive_sample_seed(4, 50, 1, 1)
     assert row["finish_reason"] in ("stop", "length") and row["temperature"] == 0.9
-    assert 1 <= row["generated_token_count"] <= 12 and row["prompt_token_count"] == 7  # <s> <|user|> w1 w2 w3 <|end|> <|assistant|>
+    # <s> <|user|> w1 w2 w3 <|end|> <|assistant|>
+    assert 1 <= row["generated_token_count"] <= 12 and row["prompt_token_count"] == 7
     other_step = generate_shard(engine, PROMPTS, 0, settings, step=100, rank=0, world_size=1)
     assert [r["generated_text"] for r in other_step] != [r["generated_text"] for r in whole]
+
+
+def test_required_max_seq_len_is_longest_prompt_plus_new_tokens(word_tokenizer):
+    settings = GenerationSettings(max_new_tokens=10)
+    assert required_max_seq_len(word_tokenizer, PROMPTS, settings) == 9 + 10  # 5 words of prompt 3 + 4 template
+    raw = GenerationSettings(max_new_tokens=10, use_chat_template=False)
+    assert required_max_seq_len(word_tokenizer, PROMPTS, raw) == 6 + 10  # BOS + 5 words
 
 
 def test_host_file_is_written_with_a_done_marker(engine, tmp_path):

@@ -1,0 +1,107 @@
+"""GPU check: engine vs `transformers` generate (bf16, random ~0.5B Llama) on W2/W3, plus the share of HBM
+bandwidth the engine's decode-only steps reach: (weight bytes + KV bytes read) / step time / peak bandwidth.
+
+    PYTHONPATH=src python benchmarks/gpu_check.py --workloads W2,W3 --peak-tb-s 4.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+
+import torch
+
+import bench_generate as bench
+from simpo_live.engine import Engine, EngineConfig, Request, SamplingParams
+from simpo_live.engine.attention import kv_bytes_per_token
+
+
+def decode_bandwidth(model, prompts, new_tokens, args) -> dict:
+    """Time decode-only engine steps (no prefill in the round) and the bytes they must read."""
+    config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_seq_len=1024,
+                          max_tokens_per_round=args.round_tokens)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    kv_token_bytes = kv_bytes_per_token(model.args, next(model.parameters()).dtype)
+    records = []
+    with Engine.from_model(model, None, config) as engine:
+        for i, p in enumerate(prompts):
+            engine.add_request(Request(i, p, SamplingParams(temperature=1.0, max_new_tokens=new_tokens,
+                                                            ignore_eos=True, seed=i)))
+        while engine.has_unfinished():
+            running = list(engine.scheduler.running)
+            decode_only = not engine.scheduler.waiting and all(not s.is_prefilling for s in running)
+            context = sum(s.num_tokens for s in running)
+            bench.sync(args.device)
+            start = time.perf_counter()
+            result = engine.step()
+            bench.sync(args.device)
+            if decode_only and result.num_prompt_tokens == 0:
+                records.append((time.perf_counter() - start, len(running), context))
+    if not records:
+        return {}
+    records.sort()
+    step_sec, batch, context = records[len(records) // 2]  # the median decode step
+    read = weight_bytes + context * kv_token_bytes
+    return {"decode_steps_timed": len(records), "median_decode_step_ms": round(step_sec * 1e3, 2),
+            "median_step_batch": batch, "median_step_context_tokens": context,
+            "bytes_read_per_step_gb": round(read / 1e9, 3), "achieved_tb_s": round(read / step_sec / 1e12, 3),
+            "hbm_share": round(read / step_sec / (args.peak_tb_s * 1e12), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-size", default="0.5b", choices=sorted(bench.MODELS))
+    parser.add_argument("--workloads", default="W2,W3")
+    parser.add_argument("--max-seqs", type=int, default=256)
+    parser.add_argument("--page-size", type=int, default=64)
+    parser.add_argument("--round-tokens", type=int, default=8192)
+    parser.add_argument("--hf-batch-size", type=int, default=256)
+    parser.add_argument("--hf-max-batches", type=int, default=1)
+    parser.add_argument("--peak-tb-s", type=float, default=4.8)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--bandwidth-tokens", type=int, default=128)
+    args = parser.parse_args()
+    args.dtype = "bfloat16"
+    hf, ours = bench.build_models(args.model_size, args.device, torch.bfloat16)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    print(json.dumps({"gpu": name, "torch": torch.__version__,
+                      "params": ours.num_parameters()}), flush=True)
+    for name in args.workloads.split(","):
+        try:
+            num_prompts, new_tokens = bench.WORKLOADS[name]
+            prompts = bench.make_prompts(num_prompts, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
+            result = {"workload": name, "prompts": num_prompts, "new_tokens": new_tokens, "model": args.model_size,
+                      "dtype": "bfloat16", "max_seqs": args.max_seqs}
+            result.update(bench.run_engine(ours, prompts, new_tokens, args))
+            result.update(bench.run_hf(hf, prompts, new_tokens, args))
+            result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
+            print(json.dumps(result), flush=True)
+        except Exception:  # one failed workload must not cost the others (one GPU run only)
+            traceback.print_exc()
+    try:
+        prompts = bench.make_prompts(256, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
+        print(json.dumps({"bandwidth_workload": f"256 prompts x {args.bandwidth_tokens} tokens",
+                          "kv_bytes": "each context read once (the gather copy is not counted)",
+                          **decode_bandwidth(ours, prompts, args.bandwidth_tokens, args)}), flush=True)
+        print(json.dumps(greedy_agreement(hf, ours, prompts[:8], args)), flush=True)
+    except Exception:
+        traceback.print_exc()
+
+
+def greedy_agreement(hf, ours, prompts, args) -> dict:
+    """bf16 cannot match exactly; report how many leading greedy tokens agree with HF's greedy generate."""
+    with Engine.from_model(ours, None, EngineConfig(max_seq_len=256)) as engine:
+        mine = engine.generate([Request(i, p, SamplingParams(temperature=0, max_new_tokens=16, ignore_eos=True))
+                                for i, p in enumerate(prompts)])
+    agree = []
+    for p, c in zip(prompts, mine):
+        ref = hf.generate(torch.tensor([p], device=args.device), max_new_tokens=16, min_new_tokens=16,
+                          do_sample=False, pad_token_id=0)[0, len(p):].tolist()
+        agree.append(next((i for i, (a, b) in enumerate(zip(ref, c.token_ids)) if a != b), 16))
+    return {"greedy_leading_tokens_equal_to_hf_bf16": agree}
+
+
+if __name__ == "__main__":
+    main()
