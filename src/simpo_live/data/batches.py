@@ -27,6 +27,11 @@ class PairBatch:
     num_tokens: int
     """Non-pad tokens in input_ids."""
 
+    def to(self, device: torch.device | str) -> PairBatch:
+        return PairBatch(input_ids=self.input_ids.to(device), positions=self.positions.to(device),
+                         response_mask=self.response_mask.to(device), num_pairs=self.num_pairs,
+                         num_tokens=self.num_tokens)
+
 
 def collate_pairs(pairs: list[TokenizedPair], pad_id: int) -> PairBatch:
     """Tensors for `pairs`; S is the longest row of this batch, never more."""

@@ -30,6 +30,8 @@ def test_collate_layout_padding_and_mask():
     assert batch.input_ids.dtype == torch.long and batch.positions.dtype == torch.long
     assert batch.response_mask.dtype == torch.bool
     assert (batch.num_pairs, batch.num_tokens) == (2, 5 + 4 + 3 + 5)
+    moved = batch.to("cpu")
+    assert torch.equal(moved.input_ids, batch.input_ids) and moved.num_tokens == batch.num_tokens
 
 
 def test_width_is_the_longest_row_of_this_batch():

@@ -85,6 +85,13 @@ def test_multi_turn_context_and_message_list_prompt(write_jsonl):
     assert [(r.chosen, r.rejected) for r in records] == [("w4", "w5"), ("w4", "w5")]
 
 
+def test_system_messages_may_precede_the_prompt(write_jsonl):
+    system = {"role": "system", "content": "w0"}
+    row = {"prompt": "w1", "chosen": [system, *conversation("w1", "w2")], "rejected": [system, *conversation("w1", "w3")]}
+    (record,) = read_preference_records(write_jsonl([row]))
+    assert record.prompt_messages == [system, {"role": "user", "content": "w1"}]
+
+
 def test_extra_message_keys_are_dropped(write_jsonl):
     row = {"prompt": "w1", "chosen": [{"role": "user", "content": "w1", "name": "x"},
                                       {"role": "assistant", "content": "w2"}], "rejected": "w3"}
@@ -112,7 +119,7 @@ def bad(row_change: dict, drop: tuple = ()) -> dict:
     (bad({"chosen": conversation("w9", "w2 w1")}), "do not start with the prompt conversation"),
     (bad({"prompt": "w1 w2", "chosen": conversation("w1 w2", "w2"),
           "rejected": [{"role": "system", "content": "x"}, *conversation("w1 w2", "w2")]}),
-     "do not start with the prompt conversation"),
+     '"chosen" and "rejected" have different prompt messages'),
     ([1, 2], "a row must be an object"),
 ], ids=["chosen-int", "missing-rejected", "missing-prompt", "last-not-assistant", "empty-list", "bad-message",
         "prompt-int", "context-mismatch", "context-differs", "not-an-object"])
