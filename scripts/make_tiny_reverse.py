@@ -150,7 +150,8 @@ def evaluate(model, tokenizer, num_prompts: int, num_pairs: int) -> dict:
     for _ in range(num_prompts):
         words = task.sample_words(rng)
         prompt = task.make_prompt(words)
-        by_len[len(words)].append(task.score({"prompt": prompt, "generated_text": greedy_answer(model, tokenizer, prompt)}))
+        generated = greedy_answer(model, tokenizer, prompt)
+        by_len[len(words)].append(task.score({"prompt": prompt, "generated_text": generated}))
     wins = []
     for row in task.make_preference_rows(num_pairs, SEEDS["eval_pairs"]):
         avg = []
@@ -200,7 +201,8 @@ def main() -> None:
         write_data(args.data_path, args.num_rows)
         model = build_model(tokenizer, args.seed)
         print(f"{model.num_parameters():,} parameters", flush=True)
-        train_sec = train(model, tokenizer, args.steps, args.clean_steps, args.batch_size, args.lr, args.warmup, args.log_every)
+        train_sec = train(model, tokenizer, args.steps, args.clean_steps, args.batch_size, args.lr, args.warmup,
+                          args.log_every)
         print(f"trained {args.steps} steps in {train_sec:.0f}s", flush=True)
         save_model(model, args.model_dir, dtype=torch.bfloat16)
         tokenizer.save_pretrained(args.model_dir)

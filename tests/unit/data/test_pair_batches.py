@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simpo_live.data import PreferenceRecord, TokenizedPair, collate_pairs, global_batch_indices, rank_slice
-from simpo_live.data import tokenize_records
+from simpo_live.data import (PreferenceRecord, TokenizedPair, collate_pairs, global_batch_indices, rank_slice,
+                             tokenize_records)
 
 PAD = 0
 
