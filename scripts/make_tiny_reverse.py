@@ -1,12 +1,13 @@
 """Build the bundled tiny model and preference data for the reverse-words task (the embedded default).
 
 Writes the word tokenizer + a 4-layer "tiny Llama" trained by plain supervised next-token training on chat
-conversations whose answers are right only part of the time (mostly right for short lists, mostly the
-original order for long ones), so greedy answers are often wrong and SimPO has something to fix. Then
-measures the saved model: greedy task accuracy on held-out prompts and pairwise accuracy (average
-log-prob of chosen > rejected) on held-out preference pairs. Not used at run time.
+conversations: first on correct answers only (so the reversal circuit forms), then on answers that are right
+only part of the time (mostly right for short lists, mostly the original order for long ones), so greedy
+answers are often wrong and SimPO has something to fix. Then measures the saved model: greedy task accuracy
+on held-out prompts and pairwise accuracy (average log-prob of chosen > rejected) on held-out preference
+pairs. Not used at run time.
 
-    python scripts/make_tiny_reverse.py --threads 2
+    python scripts/make_tiny_reverse.py      # writes src/simpo_live/assets/{tiny-reverse,data/reverse_prefs.jsonl}
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from transformers import GenerationConfig
 
 from simpo_live.config.schema import BUNDLED_DATA, BUNDLED_MODEL
-from simpo_live.data.word_tokenizer import SPECIAL_TOKENS, build_word_tokenizer
+from simpo_live.data.word_tokenizer import END_OF_TURN, SPECIAL_TOKENS, build_word_tokenizer
 from simpo_live.model import LlamaModel, ModelArgs
 from simpo_live.model.checkpoint import load_model, save_model
 from simpo_live.tasks import reverse_words as task
@@ -47,7 +50,7 @@ def build_tokenizer():
 def build_model(tokenizer, seed: int) -> LlamaModel:
     args = ModelArgs(
         vocab_size=VOCAB_SIZE, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=64, max_position_embeddings=256,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
         rms_norm_eps=1e-5, tie_word_embeddings=True, model_type="llama",
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -129,7 +132,7 @@ def train(model, tokenizer, steps: int, clean_steps: int, batch_size: int, lr: f
 def greedy_answer(model, tokenizer, prompt: str, max_new_tokens: int = 16) -> str:
     """Greedy decode with a full forward per token (no KV cache): fine for a 100-prompt check."""
     ids, _ = encode(tokenizer, prompt, None)
-    end_ids = {tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.eos_token_id}
+    end_ids = {tokenizer.convert_tokens_to_ids(END_OF_TURN), tokenizer.eos_token_id}
     new_ids = []
     for _ in range(max_new_tokens):
         next_id = int(model(torch.tensor([ids + new_ids]))[0, -1].argmax())
@@ -147,7 +150,8 @@ def evaluate(model, tokenizer, num_prompts: int, num_pairs: int) -> dict:
     for _ in range(num_prompts):
         words = task.sample_words(rng)
         prompt = task.make_prompt(words)
-        by_len[len(words)].append(task.score({"prompt": prompt, "generated_text": greedy_answer(model, tokenizer, prompt)}))
+        generated = greedy_answer(model, tokenizer, prompt)
+        by_len[len(words)].append(task.score({"prompt": prompt, "generated_text": generated}))
     wins = []
     for row in task.make_preference_rows(num_pairs, SEEDS["eval_pairs"]):
         avg = []
@@ -178,7 +182,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=BUNDLED_MODEL)
     parser.add_argument("--data-path", type=Path, default=BUNDLED_DATA)
     parser.add_argument("--num-rows", type=int, default=2000, help="preference rows to write")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--clean-steps", type=int, default=1000, help="first updates on correct answers only")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -197,14 +201,39 @@ def main() -> None:
         write_data(args.data_path, args.num_rows)
         model = build_model(tokenizer, args.seed)
         print(f"{model.num_parameters():,} parameters", flush=True)
-        train_sec = train(model, tokenizer, args.steps, args.clean_steps, args.batch_size, args.lr, args.warmup, args.log_every)
+        train_sec = train(model, tokenizer, args.steps, args.clean_steps, args.batch_size, args.lr, args.warmup,
+                          args.log_every)
         print(f"trained {args.steps} steps in {train_sec:.0f}s", flush=True)
         save_model(model, args.model_dir, dtype=torch.bfloat16)
         tokenizer.save_pretrained(args.model_dir)
+        # transformers.generate stops at these; the chat turn ends with <|end|>, plain text with </s>.
+        GenerationConfig(bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)],
+                         ).save_pretrained(args.model_dir)
     # Measure what was saved (bf16 weights), not the fp32 model still in memory.
     metrics = evaluate(load_model(args.model_dir), tokenizer, args.eval_prompts, args.eval_pairs)
     print(json.dumps(metrics, indent=2), flush=True)
     (args.model_dir / "base_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if not args.eval_only:
+        write_readme(args, metrics, train_sec)
+
+
+def write_readme(args: argparse.Namespace, metrics: dict, train_sec: float) -> None:
+    command = "python scripts/make_tiny_reverse.py " + " ".join(sys.argv[1:])
+    (args.model_dir / "README.md").write_text(
+        f"# tiny-reverse\n\n"
+        f"The embedded default's base model: a 4-layer tiny Llama (hidden 256, 4 heads, 2 KV heads, vocab 4096, "
+        f"tied embeddings) with a whitespace word tokenizer, for the reverse-words task "
+        f"(`simpo_live.tasks.reverse_words`). Made by `{command.strip()}` "
+        f"({args.steps} supervised updates of {args.batch_size} chat conversations, the first {args.clean_steps} "
+        f"with correct answers only, the rest correct with probability {P_CORRECT} by list length and otherwise "
+        f"mostly the original order; {train_sec:.0f} s on {args.threads} CPU threads). "
+        f"Measured on the saved bf16 weights: greedy task accuracy {metrics['greedy_task_accuracy']:.2f} on "
+        f"{metrics['num_prompts']} held-out prompts (by number of words: {metrics['greedy_accuracy_by_num_words']}), "
+        f"pairwise accuracy (average log-prob chosen > rejected) {metrics['pairwise_accuracy']:.3f} on "
+        f"{metrics['num_pairs']} held-out pairs. The preference data it pairs with is "
+        f"`assets/data/reverse_prefs.jsonl` ({args.num_rows} rows, written by the same command).\n"
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ class PairBatch:
     num_tokens: int
     """Non-pad tokens in input_ids."""
 
-    def to(self, device: torch.device) -> PairBatch:
-        return PairBatch(self.input_ids.to(device), self.positions.to(device), self.response_mask.to(device),
-                         self.num_pairs, self.num_tokens)
+    def to(self, device: torch.device | str) -> PairBatch:
+        return PairBatch(input_ids=self.input_ids.to(device), positions=self.positions.to(device),
+                         response_mask=self.response_mask.to(device), num_pairs=self.num_pairs,
+                         num_tokens=self.num_tokens)
 
 
 def collate_pairs(pairs: list[TokenizedPair], pad_id: int) -> PairBatch:

@@ -100,7 +100,7 @@ def _read_saved_dataset(path: Path, split: str) -> list[tuple[Any, str]]:
 def parse_record(row: Any, source: str) -> PreferenceRecord:
     """One row -> record. `prompt` is a string (or a message list); `chosen`/`rejected` are strings or
     message lists whose last message is the assistant's answer and whose earlier messages, if any, must
-    start with the prompt conversation and be the same for both."""
+    start with the prompt conversation (system messages may come first) and be the same for both."""
     if not isinstance(row, dict):
         raise DataError(f"{source}: a row must be an object with \"prompt\", \"chosen\" and \"rejected\", "
                         f"got {type(row).__name__}")
@@ -115,7 +115,7 @@ def parse_record(row: Any, source: str) -> PreferenceRecord:
                 raise DataError(f"{source}: missing field \"prompt\" "
                                 f"(needed because \"{field}\" has no prompt messages)")
             context = prompt
-        elif prompt is not None and context[: len(prompt)] != prompt:
+        elif prompt is not None and not _starts_with(context, prompt):
             raise DataError(f"{source}: the messages of \"{field}\" before the answer do not start with the "
                             f"prompt conversation {_preview(prompt)}; got {_preview(context)}")
         contexts.append(context)
@@ -124,6 +124,14 @@ def parse_record(row: Any, source: str) -> PreferenceRecord:
         raise DataError(f"{source}: \"chosen\" and \"rejected\" have different prompt messages "
                         f"({_preview(contexts[0])} vs {_preview(contexts[1])})")
     return PreferenceRecord(prompt_messages=contexts[0], chosen=answers[0], rejected=answers[1], source=source)
+
+
+def _starts_with(context: list[dict], prompt: list[dict]) -> bool:
+    """Whether the conversation begins with the prompt messages, after any leading system messages."""
+    skip = 0
+    while skip < len(context) and context[skip]["role"] == "system" and prompt[0]["role"] != "system":
+        skip += 1
+    return context[skip:skip + len(prompt)] == prompt
 
 
 def _prompt_conversation(row: dict, source: str) -> list[dict] | None:

@@ -82,3 +82,16 @@ def test_overlong_drop_counts_and_keeps_the_rest(word_tokenizer):
 def test_nothing_is_truncated(word_tokenizer):
     (pair,), _ = tokenize_records([record(chosen="w1 " * 40)], word_tokenizer, 100, 32, "error")
     assert len(pair.chosen_ids) == 41
+
+
+def test_template_with_a_default_system_turn_and_eos_after_the_answer(word_tokenizer):
+    custom = copy.deepcopy(word_tokenizer)
+    custom.chat_template = (
+        "{{ bos_token }}<|system|> hello <|end|> "
+        "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> "
+        "{% if m['role'] == 'assistant' %}</s> {% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+    )
+    (pair,), _ = tokenize_records([record()], custom, 64, 32, "error")
+    assert custom.decode(pair.prompt_ids) == "<s> <|system|> hello <|end|> <|user|> w1 w2 w3 <|end|> <|assistant|>"
+    assert custom.decode(pair.chosen_ids) == "w3 w2 w1 <|end|> </s>"

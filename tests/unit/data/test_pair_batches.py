@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simpo_live.data import PreferenceRecord, TokenizedPair, collate_pairs, global_batch_indices, rank_slice
-from simpo_live.data import tokenize_records
+from simpo_live.data import (PreferenceRecord, TokenizedPair, collate_pairs, global_batch_indices, rank_slice,
+                             tokenize_records)
 
 PAD = 0
 
@@ -30,6 +30,8 @@ def test_collate_layout_padding_and_mask():
     assert batch.input_ids.dtype == torch.long and batch.positions.dtype == torch.long
     assert batch.response_mask.dtype == torch.bool
     assert (batch.num_pairs, batch.num_tokens) == (2, 5 + 4 + 3 + 5)
+    moved = batch.to("cpu")
+    assert torch.equal(moved.input_ids, batch.input_ids) and moved.num_tokens == batch.num_tokens
 
 
 def test_width_is_the_longest_row_of_this_batch():

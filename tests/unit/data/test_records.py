@@ -58,15 +58,17 @@ def test_parquet(tmp_path, rows):
 def test_saved_dataset_and_dataset_dict(tmp_path, rows):
     import datasets
 
-    string_rows = [{"prompt": "w1", "chosen": "w2", "rejected": "w3"}, {"prompt": "w4", "chosen": "w5", "rejected": "w6"}]
+    string_rows = [{"prompt": "w1", "chosen": "w2", "rejected": "w3"},
+                   {"prompt": "w4", "chosen": "w5", "rejected": "w6"}]
     datasets.Dataset.from_list(string_rows).save_to_disk(str(tmp_path / "ds"))
     records = read_preference_records(tmp_path / "ds")
     assert [(r.chosen, r.rejected) for r in records] == [("w2", "w3"), ("w5", "w6")]
     assert records[1].source == f"{tmp_path / 'ds'}:row 1"
 
     message_rows = [rows[0], rows[2]]
-    datasets.DatasetDict({"train_prefs": datasets.Dataset.from_list(message_rows),
-                          "test_prefs": datasets.Dataset.from_list(message_rows[:1])}).save_to_disk(str(tmp_path / "dd"))
+    splits = {"train_prefs": message_rows, "test_prefs": message_rows[:1]}
+    dataset_dict = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+    dataset_dict.save_to_disk(str(tmp_path / "dd"))
     records = read_preference_records(tmp_path / "dd", split="test_prefs")
     assert contents(records) == [EXPECTED[0]]
     assert records[0].source == f"{tmp_path / 'dd'}[test_prefs]:row 0"
@@ -83,6 +85,14 @@ def test_multi_turn_context_and_message_list_prompt(write_jsonl):
     records = read_preference_records(write_jsonl([row, trl_row]))
     assert [r.prompt_messages for r in records] == [context, context]
     assert [(r.chosen, r.rejected) for r in records] == [("w4", "w5"), ("w4", "w5")]
+
+
+def test_system_messages_may_precede_the_prompt(write_jsonl):
+    system = {"role": "system", "content": "w0"}
+    row = {"prompt": "w1", "chosen": [system, *conversation("w1", "w2")],
+           "rejected": [system, *conversation("w1", "w3")]}
+    (record,) = read_preference_records(write_jsonl([row]))
+    assert record.prompt_messages == [system, {"role": "user", "content": "w1"}]
 
 
 def test_extra_message_keys_are_dropped(write_jsonl):
@@ -112,7 +122,7 @@ def bad(row_change: dict, drop: tuple = ()) -> dict:
     (bad({"chosen": conversation("w9", "w2 w1")}), "do not start with the prompt conversation"),
     (bad({"prompt": "w1 w2", "chosen": conversation("w1 w2", "w2"),
           "rejected": [{"role": "system", "content": "x"}, *conversation("w1 w2", "w2")]}),
-     "do not start with the prompt conversation"),
+     '"chosen" and "rejected" have different prompt messages'),
     ([1, 2], "a row must be an object"),
 ], ids=["chosen-int", "missing-rejected", "missing-prompt", "last-not-assistant", "empty-list", "bad-message",
         "prompt-int", "context-mismatch", "context-differs", "not-an-object"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from simpo_live.config.schema import DataConfig
 from simpo_live.data import load_preference_data
-from simpo_live.data.splits import split_records
 from simpo_live.data.records import PreferenceRecord
+from simpo_live.data.splits import split_records
 
 
 def rows(n: int) -> list[dict]:

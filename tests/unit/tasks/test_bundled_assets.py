@@ -17,7 +17,7 @@ def test_bundled_model_is_the_tiny_llama():
     config = json.loads((BUNDLED_MODEL / "config.json").read_text())
     expected = {"model_type": "llama", "vocab_size": 4096, "hidden_size": 256, "num_hidden_layers": 4,
                 "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 512,
-                "tie_word_embeddings": True, "max_position_embeddings": 256}
+                "tie_word_embeddings": True, "max_position_embeddings": 4096}
     assert {k: config[k] for k in expected} == expected
     model = load_model(BUNDLED_MODEL)
     logits = model(torch.tensor([[2, 4, 5]]))
@@ -50,3 +50,12 @@ def test_bundled_data_parses_under_the_default_preset():
     assert len(data.train) + len(data.validation) == num_rows >= 1000
     assert len(data.validation) == round(num_rows * cfg.validation_split_fraction)
     assert BUNDLED_DATA.stat().st_size < 1_000_000
+
+
+def test_bundled_model_loads_in_transformers_with_the_same_logits():
+    import transformers
+
+    ids = torch.tensor([[2, 4, 8, 55, 52, 193, 7, 5]])
+    ours = load_model(BUNDLED_MODEL)(ids)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(BUNDLED_MODEL, dtype=torch.float32)
+    torch.testing.assert_close(ours, reference(ids).logits, rtol=1e-4, atol=1e-4)
