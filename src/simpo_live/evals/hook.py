@@ -44,8 +44,10 @@ class HostResult:
 
 
 class InferenceEvalHook:
-    def __init__(self, session, prompts: list[str], scorer: Scorer | None, reference_lengths: dict[str, list[int]]):
+    def __init__(self, session, prompts: list[str], scorer: Scorer | None, reference_lengths: dict[str, list[int]],
+                 max_seq_len: int):
         cfg = session.cfg.inference_eval
+        self.max_seq_len = max_seq_len  # longest prompt + max_new_tokens: KV slots no longer than needed
         self.cfg = cfg
         self.prompts = prompts
         self.scorer = scorer
@@ -62,7 +64,8 @@ class InferenceEvalHook:
     def engine_config(self) -> EngineConfig:
         cfg = self.cfg
         return EngineConfig(max_seqs=cfg.max_seqs, page_size=cfg.page_size, max_pages=cfg.max_pages,
-                            hbm_utilization=cfg.hbm_utilization, max_tokens_per_round=cfg.max_tokens_per_round)
+                            hbm_utilization=cfg.hbm_utilization, max_tokens_per_round=cfg.max_tokens_per_round,
+                            max_seq_len=self.max_seq_len)
 
     def my_slice(self, rank) -> tuple[int, int]:
         if self.cfg.inference_mode == "leader_only":
@@ -136,23 +139,26 @@ class InferenceEvalHook:
             stats.generation_time_sec = time.perf_counter() - began
             return rows, None
         probe = None
+        progress = self.progress_callback(session, (end - start) * self.settings.n)
         with Engine.from_model(model, session.tokenizer, self.engine_config()) as engine:
             stats.engine_creation_time_sec = time.perf_counter() - began
             began = time.perf_counter()
             rows = generate_shard(engine, self.prompts[start:end], start, self.settings, step, rank.rank,
-                                  rank.world_size, provenance, on_step=self.progress_callback(session))
+                                  rank.world_size, provenance, on_step=progress.update if progress else None)
             stats.generation_time_sec = time.perf_counter() - began
+            if progress:
+                progress.close()
             if rank.is_leader:
                 probe = probe_weight_handoff(engine, model, self.prompts[0], self.settings)
         return rows, probe
 
-    def progress_callback(self, session):
-        """Leader-only generation progress (tokens/s) through the training progress writer."""
-        if not session.rank.is_leader or session.progress is None:
+    def progress_callback(self, session, num_samples: int):
+        """Leader-only generation progress (samples, tokens/s); quiet on other ranks."""
+        if not session.rank.is_leader or session.progress is None or not session.progress.enabled:
             return None
         from simpo_live.evals.progress import GenerationProgress
 
-        return GenerationProgress(session.step, session.progress).update
+        return GenerationProgress(session.step, num_samples, session.progress)
 
     def handle_failure(self, step_dir: Path, step: int, failed: list[tuple[int, str]], is_leader: bool
                        ) -> dict[str, float] | None:

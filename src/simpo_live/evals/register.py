@@ -19,11 +19,11 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
         raise ConfigError(["inference_eval: no prompts (set prompts, prompts_path or synthetic_prompt_count; "
                            "held-out prompts need a validation split)"])
     scorer = load_scorer(cfg.scorer)
-    check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
+    fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
                     session.rank.world_size, is_sharded(session.model))
     reference_lengths = {"chosen": [len(p.chosen_ids) for p in session.data.train],
                          "rejected": [len(p.rejected_ids) for p in session.data.train]}
-    hook = InferenceEvalHook(session, prompts, scorer, reference_lengths)
+    hook = InferenceEvalHook(session, prompts, scorer, reference_lengths, fit.longest_request_tokens)
     steps = cfg.schedule_steps(session.cfg.trainer.num_train_steps)
     session.hooks.add("inference_eval", hook, at_steps=steps, rerun_on_resume=True)
     return hook
