@@ -34,9 +34,15 @@ def rank_info() -> RankInfo:
     )
 
 
-def init_process_group(info: RankInfo, device: torch.device, timeout_sec: float) -> None:
-    """Join the default group (NCCL on CUDA, gloo on CPU) with a timeout; a no-op for one process."""
-    if not info.is_distributed or dist.is_initialized():
+def launched_by_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or "MASTER_ADDR" in os.environ
+
+
+def init_process_group(info: RankInfo, device: torch.device, timeout_sec: float, force: bool = False) -> None:
+    """Join the default group (NCCL on CUDA, gloo on CPU) with a timeout.
+
+    A no-op for one process unless `force` (FSDP on a single device still needs a group and a mesh)."""
+    if dist.is_initialized() or not (info.is_distributed or (force and launched_by_torchrun())):
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_sec))

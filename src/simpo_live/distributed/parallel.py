@@ -17,15 +17,17 @@ from simpo_live.model import LlamaModel
 
 
 def wrap_for_training(model: LlamaModel, strategy: str, rank: RankInfo, device: torch.device) -> torch.nn.Module:
-    """DDP or FSDP2 under torchrun; the plain module in one process."""
+    """DDP or FSDP2 under torchrun; the plain module in one process (FSDP2 also on one torchrun rank)."""
+    import torch.distributed as dist
+
+    if strategy == "fsdp" and dist.is_initialized():
+        return shard_with_fsdp(model, rank, device)
     if not rank.is_distributed:
         return model
-    if strategy == "ddp":
-        from torch.nn.parallel import DistributedDataParallel
+    from torch.nn.parallel import DistributedDataParallel
 
-        device_ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
-    return shard_with_fsdp(model, rank, device)
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device) -> LlamaModel:

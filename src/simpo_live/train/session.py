@@ -85,7 +85,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg, rank)
-    init_process_group(rank, device, cfg.trainer.distributed_timeout_sec)
+    init_process_group(rank, device, cfg.trainer.distributed_timeout_sec, force=cfg.trainer.strategy == "fsdp")
     micro_batch_size = micro_batch_size_per_rank(cfg, rank.world_size)
     random.seed(cfg.trainer.seed)
     torch.manual_seed(cfg.trainer.seed)
