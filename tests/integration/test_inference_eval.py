@@ -4,6 +4,7 @@ import gc
 import json
 
 import pytest
+import torch
 
 from conftest import quick_run_overrides
 from simpo_live.config import load_config
@@ -117,3 +118,13 @@ def test_preflight_refuses_an_eval_that_cannot_fit(task_assets, tmp_path):
                       + ["--inference_eval.max_new_tokens=600"])
     assert run_training(cfg) == 1
     assert not (tmp_path / "run" / "metrics.jsonl").exists() or not read_metrics(tmp_path / "run")
+
+
+def test_bf16_engine_copy_leaves_training_weights_alone(task_assets, tmp_path):
+    out = run(task_assets, tmp_path / "run", ["--inference_eval.dtype=bfloat16"])
+    probe = json.loads((out / "step_000004" / "summary.json").read_text())["probe"]
+    assert probe["engine_logprob_sum"] == pytest.approx(probe["trainer_logprob_sum"], abs=0.1)  # both bf16
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "run" / "checkpoints" / "step_000004" / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in weights.values())

@@ -145,6 +145,8 @@ class InferenceEvalConfig(Section):
     """Generate exactly max_new_tokens, ignoring stop tokens."""
     stop_token_ids: list[int] | None = None
     """Extra stop token ids (the tokenizer's EOS and end-of-turn are always used unless ignore_eos)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
     max_seqs: int = Field(256, ge=1)
     """Engine: most sequences decoding at once."""
     page_size: int = Field(16, ge=1)

@@ -61,16 +61,22 @@ def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, t
 
 
 @contextlib.contextmanager
-def inference_replica(model: LlamaModel) -> Iterator[LlamaModel]:
-    """A full, plain replica of `model` for the engine; under FSDP it is gathered and freed on exit."""
-    if not is_sharded(model):
+def inference_replica(model: LlamaModel, dtype: torch.dtype | None = None) -> Iterator[LlamaModel]:
+    """A full, plain replica of `model` for the engine, in `dtype` (None: the training dtype).
+
+    The module itself when it is whole and already in `dtype` (DDP, one process: no copy). Otherwise (FSDP
+    shards, or a bf16 copy of fp32 training weights for faster decoding) it is built, and freed on exit.
+    """
+    same_dtype = dtype is None or dtype == next(model.parameters()).dtype
+    if not is_sharded(model) and same_dtype:
         yield model
         return
     state = full_state_dict(model, leader_only=False)
     device = next(iter(state.values())).device
     with torch.device("meta"):
         replica = LlamaModel(model.args)
-    replica.load_state_dict(state, strict=False, assign=True)
+    replica.load_state_dict({k: v.detach().to(dtype) if dtype else v for k, v in state.items()},
+                            strict=False, assign=True)
     if model.args.tie_word_embeddings:
         replica.lm_head.weight = replica.model.embed_tokens.weight
     replica.reset_rope_buffers()

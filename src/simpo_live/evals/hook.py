@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from simpo_live.atomic import atomic_write
 from simpo_live.config import config_digest
 from simpo_live.distributed.gather import broadcast_from_leader, gather_to_leader
@@ -67,6 +69,11 @@ class InferenceEvalHook:
                             hbm_utilization=cfg.hbm_utilization, max_tokens_per_round=cfg.max_tokens_per_round,
                             max_seq_len=self.max_seq_len)
 
+    def engine_dtype(self, device) -> torch.dtype | None:
+        if self.cfg.dtype == "auto":
+            return torch.bfloat16 if device.type == "cuda" else None
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.cfg.dtype]
+
     def my_slice(self, rank) -> tuple[int, int]:
         if self.cfg.inference_mode == "leader_only":
             return (0, len(self.prompts)) if rank.is_leader else (0, 0)
@@ -108,7 +115,7 @@ class InferenceEvalHook:
         stats = HostStats(rank.rank)
         probe = None
         # Under FSDP gathering the replica is a collective, so every rank enters this, finished file or not.
-        with inference_replica(session.raw_model) as model:
+        with inference_replica(session.raw_model, self.engine_dtype(session.device)) as model:
             if is_host_done(step_dir, rank.rank, rank.world_size):
                 text = (step_dir / host_file_name(rank.rank, rank.world_size)).read_text(encoding="utf-8")
                 rows = [json.loads(line) for line in text.splitlines() if line]
