@@ -50,15 +50,19 @@ def train_torchrun(overrides: list[str], nproc: int = 2, timeout: float = 240) -
                                 timeout=timeout))
 
 
-def start_ranks_by_hand(overrides: list[str], world_size: int, log_dir: Path, **env: str) -> list[subprocess.Popen]:
-    """The ranks as plain processes with the env torchrun would set, but no agent that kills the survivors."""
+def start_ranks_by_hand(overrides: list[str], world_size: int, log_dir: Path,
+                        rank_overrides: dict[int, list[str]] | None = None, **env: str) -> list[subprocess.Popen]:
+    """The ranks as plain processes with the env torchrun would set, but no agent that kills the survivors.
+    `rank_overrides[r]` is appended to rank r's overrides (later keys win). Logs: log_dir/rank<r>.{out,err}."""
     port = str(free_port())
     procs = []
     for rank in range(world_size):
         rank_env = worker_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                               LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=port, **env)
         with open(log_dir / f"rank{rank}.out", "w") as out, open(log_dir / f"rank{rank}.err", "w") as err:
-            procs.append(subprocess.Popen([sys.executable, *TRAIN, *overrides], env=rank_env, stdout=out, stderr=err))
+            own = (rank_overrides or {}).get(rank, [])
+            procs.append(subprocess.Popen([sys.executable, *TRAIN, *overrides, *own], env=rank_env, stdout=out,
+                                          stderr=err))
     return procs
 
 

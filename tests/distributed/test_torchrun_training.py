@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import quick_run_overrides
-from launchers import read_jsonl, read_metrics, train_one_process, train_torchrun
+from launchers import read_jsonl, read_metrics, start_ranks_by_hand, train_one_process, train_torchrun
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 
@@ -179,3 +179,17 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(runs, strategy, task
     assert [without_host_fields(rows) for rows in host_rows(crashed / name, 2)] == \
            [without_host_fields(rows) for rows in host_rows(full / name, 2)]
     assert (crashed / name / "summary.json").is_file()
+
+
+def test_ranks_that_see_different_checkpoints_refuse_to_start(runs, task_assets, tmp_path):
+    """A run_dir that is not shared: rank 0 finds checkpoint 4, rank 1 (another 'node') finds none."""
+    shutil.copytree(runs["ddp"], tmp_path / "run")
+    overrides = run_overrides(task_assets, tmp_path / "run", "ddp")
+    procs = start_ranks_by_hand(overrides, 2, tmp_path, rank_overrides={1: [f"--trainer.run_dir={tmp_path / 'local'}"]})
+    codes = [proc.wait(timeout=120) for proc in procs]
+    errors = [(tmp_path / f"rank{i}.err").read_text() for i in range(2)]
+    # Both print the error and exit 1; rank 1 sometimes aborts at exit instead (SIGABRT from gloo/store teardown
+    # after rank 0, which hosts the store when there is no torchrun agent, has gone), so any failure code counts.
+    assert all(code != 0 for code in codes), (codes, errors)
+    for err in errors:
+        assert "ranks disagree on the checkpoint to resume from (rank 0: step_000004, rank 1: no checkpoint)" in err

@@ -77,6 +77,16 @@ def gather_to_leader(obj: Any, rank: RankInfo, timeout_sec: float, what: str) ->
     return gathered
 
 
+def gather_to_all(obj: Any, rank: RankInfo, timeout_sec: float, what: str) -> list[Any]:
+    """Every rank's `obj`, in rank order, on every rank (after the same named check-in as a gather)."""
+    if not rank.is_distributed:
+        return [obj]
+    wait_for_all_ranks(rank, timeout_sec, what)
+    gathered: list[Any] = [None] * rank.world_size
+    dist.all_gather_object(gathered, obj, group=cpu_group(timeout_sec))
+    return gathered
+
+
 def broadcast_from_leader(obj: Any, rank: RankInfo, timeout_sec: float) -> Any:
     """The leader's `obj` on every rank (after a gather, so every rank is known to be alive)."""
     if not rank.is_distributed:
