@@ -1,7 +1,7 @@
 """Gather small Python objects to the leader over a gloo group, with a timeout that names the missing rank.
 
 Every gather starts with a check-in: each rank sends a token to the leader, the leader waits for all of them
-(each with the timeout) and answers every live rank with the list of ranks that never arrived. A dead or stuck
+(within one timeout) and answers every live rank with the list of ranks that never arrived. A dead or stuck
 rank thus becomes an error naming it on every survivor, instead of a hang inside `gather_object`.
 (`dist.monitored_barrier` does the same, except that when a peer has already died it raises gloo's bare
 "Connection closed by peer", which names no rank.)
@@ -10,6 +10,7 @@ rank thus becomes an error naming it on every survivor, instead of a hang inside
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 import torch
@@ -28,12 +29,21 @@ def _names(ranks: list[int]) -> str:
 
 def _leader_check_in(group, world_size: int, timeout: datetime.timedelta) -> list[int]:
     """On the leader: which ranks did not check in within `timeout`. Tells every live rank the answer."""
-    missing = []
+    deadline = time.monotonic() + timeout.total_seconds()
+    missing, pending = [], {}
     for src in range(1, world_size):
         try:  # posting the receive already fails when the peer's connection is gone
-            dist.irecv(torch.zeros(1), src=src, group=group).wait(timeout)
+            pending[src] = dist.irecv(torch.zeros(1), src=src, group=group)
         except RuntimeError:
             missing.append(src)
+    for src, work in pending.items():
+        # One deadline for all, so k stuck ranks cost one timeout, not k. (A zero timeout would mean "the default".)
+        remaining = datetime.timedelta(seconds=max(deadline - time.monotonic(), 0.001))
+        try:
+            work.wait(remaining)
+        except RuntimeError:
+            missing.append(src)
+    missing.sort()
     verdict = torch.zeros(world_size)  # (world_size,): 1 where a rank is missing
     verdict[missing] = 1.0
     for dst in range(1, world_size):
