@@ -51,7 +51,9 @@ def is_sharded(model: torch.nn.Module) -> bool:
 
 
 def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, torch.Tensor]:
-    """The unsharded state dict (a collective under FSDP: every rank must call it)."""
+    """The unsharded state dict with the plain module's names (a collective under FSDP: every rank must call it)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module  # DDP's own state_dict prefixes every name with "module."
     if not is_sharded(model):
         return model.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

@@ -69,6 +69,7 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
     tmp = target.with_name(target.name + ".tmp")
     sharded = is_sharded(model)
     if not sharded and not rank.is_leader:
+        _barrier(rank)  # the leader's closing barrier: nobody moves on before the checkpoint is committed
         return target
     if rank.is_leader:
         shutil.rmtree(tmp, ignore_errors=True)

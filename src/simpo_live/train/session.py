@@ -16,10 +16,11 @@ from simpo_live.config import SimpoConfig, config_to_yaml
 from simpo_live.config.load import ConfigError
 from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
 from simpo_live.distributed.env import RankInfo, init_process_group, rank_info
+from simpo_live.distributed.gather import gather_to_all
 from simpo_live.distributed.parallel import wrap_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import load_model
+from simpo_live.model.checkpoint import CheckpointError, load_model
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, load_weights, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
@@ -80,6 +81,16 @@ def micro_batch_size_per_rank(cfg: SimpoConfig, world_size: int) -> int:
     return micro
 
 
+def check_same_resume_point(resume_path: Path | None, rank: RankInfo, timeout_sec: float) -> None:
+    """Every rank must resume from the same checkpoint: each one reads run_dir itself, and ranks that started at
+    different steps would run mismatched collectives (a hang or silent garbage) instead of failing here."""
+    seen = gather_to_all(resume_path.name if resume_path else None, rank, timeout_sec, "finding the checkpoint")
+    if len(set(seen)) > 1:
+        found = ", ".join(f"rank {i}: {name or 'no checkpoint'}" for i, name in enumerate(seen))
+        raise CheckpointError(f"ranks disagree on the checkpoint to resume from ({found}); every rank reads "
+                              "trainer.run_dir, so it must be on a filesystem all nodes share")
+
+
 def build_session(cfg: SimpoConfig) -> TrainingSession:
     rank = rank_info()
     if cfg.trainer.num_threads:
@@ -95,6 +106,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
     raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
     resume_path = latest_checkpoint(run_dir)
+    check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
     state = load_weights(resume_path, raw_model) if resume_path else None
 
     model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
