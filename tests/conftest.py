@@ -74,13 +74,3 @@ def task_assets(tmp_path_factory):
     rows = reverse_words.make_preference_rows(64, seed=0)
     data_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return model_dir, data_path
-
-
-def quick_run_overrides(task_assets, run_dir, steps: int = 4) -> list[str]:
-    """Overrides for a few-second CPU run on the task assets."""
-    model_dir, data_path = task_assets
-    return [f"--model.path={model_dir}", f"--data.train_path={data_path}", f"--trainer.run_dir={run_dir}",
-            f"--trainer.num_train_steps={steps}", "--trainer.train_batch_size=8", "--trainer.micro_batch_size=4",
-            "--trainer.checkpoint_every=2", "--trainer.eval_every=2", "--trainer.progress=false",
-            "--trainer.num_threads=1", "--optimizer.warmup_steps=1", "--optimizer.learning_rate=1e-3",
-            "--inference_eval.enabled=false"]

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from launchers import TRAIN, free_port, read_jsonl, worker_env
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]

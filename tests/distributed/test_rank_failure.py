@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from launchers import start_ranks_by_hand
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]

@@ -24,7 +24,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from launchers import read_jsonl, read_metrics, start_ranks_by_hand, train_one_process, train_torchrun
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]

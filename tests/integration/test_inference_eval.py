@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.engine import Engine
 from simpo_live.tracking import read_metrics

@@ -9,7 +9,7 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.tracking import read_metrics
 from simpo_live.train import run as run_module

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_run_overrides
+from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.report.html import write_report
 from simpo_live.train.run import run_training

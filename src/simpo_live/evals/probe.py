@@ -28,7 +28,9 @@ def teacher_forced_logprobs(model: LlamaModel, prompt_ids: list[int], completion
 def probe_weight_handoff(engine: Engine, model: LlamaModel, prompt: str, settings: GenerationSettings
                          ) -> dict[str, float]:
     prompt_ids = tokenize_prompt(engine.tokenizer, prompt, settings.use_chat_template)
-    params = SamplingParams(temperature=0.0, max_new_tokens=PROBE_TOKENS, ignore_eos=True, logprobs=True)
+    # No longer than the eval's own requests: the engine's KV slots are sized to those.
+    params = SamplingParams(temperature=0.0, max_new_tokens=min(PROBE_TOKENS, settings.max_new_tokens),
+                            ignore_eos=True, logprobs=True)
     completion = engine.generate([Request("probe", prompt_ids, params)])[0]
     trainer = teacher_forced_logprobs(model, prompt_ids, completion.token_ids)
     return {"engine_logprob_sum": float(sum(completion.logprobs)), "trainer_logprob_sum": float(sum(trainer)),

@@ -36,10 +36,20 @@ def run_training(cfg: SimpoConfig) -> int:
         return 1
     finally:
         if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+            close_process_group()
     if session.rank.is_leader:
         print(f"run directory: {session.run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/, report.html)")
     return 0
+
+
+def close_process_group() -> None:
+    """Barrier, then destroy: the leader hosts the rendezvous store, so it must not exit while others still
+    talk to it (a peer tearing down against a vanished store can abort with SIGABRT)."""
+    try:
+        dist.barrier()
+    except RuntimeError:
+        pass  # a failed run: a peer may be gone already; tear down regardless
+    dist.destroy_process_group()
 
 
 def register_eval_hooks(session) -> None:
