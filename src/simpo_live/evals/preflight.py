@@ -13,7 +13,7 @@ import torch
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import InferenceEvalConfig
 from simpo_live.engine.attention import free_memory_bytes, kv_bytes_per_token
-from simpo_live.evals.prompts import tokenize_prompt
+from simpo_live.evals.generation import GenerationSettings, required_max_seq_len
 from simpo_live.model import LlamaModel
 
 
@@ -32,8 +32,9 @@ def parameter_bytes(model: LlamaModel) -> int:
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
                     device: torch.device, world_size: int, sharded: bool) -> EvalFit:
     """Raise ConfigError unless every request of the eval fits the model's context and the KV cache alone."""
-    longest_prompt = max(len(tokenize_prompt(tokenizer, p, cfg.use_chat_template)) for p in prompts)
-    longest = longest_prompt + cfg.max_new_tokens
+    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, use_chat_template=cfg.use_chat_template)
+    longest = required_max_seq_len(tokenizer, prompts, settings)
+    longest_prompt = longest - cfg.max_new_tokens
     context = model.args.max_position_embeddings
     if longest > context:
         raise ConfigError([f"inference_eval: the longest prompt ({longest_prompt} tokens) + max_new_tokens "
