@@ -64,14 +64,20 @@ class KVCache:
         covers positions past a row's length; they are masked, but a masked position still adds 0 * value, so
         it must not hold NaN garbage. A slot's occupant writes from position 0, so live positions are always
         below finite_len and are never cleared; on CPU memory is touched, hence committed, only as reads reach."""
-        for slot in range(num_slots):
-            start = self.finite_len.get(slot, 0)
-            if start >= upto:
-                continue
-            for pool in self.k + self.v:
-                lo = slot * slot_len
-                pool[:, lo + start:lo + upto].zero_()
-            self.finite_len[slot] = upto
+        # Runs of adjacent slots with the same finite length are cleared with one call per pool: usually every
+        # slot grew to the same padded length, so this is 2 * layers calls instead of slots * 2 * layers.
+        starts = [self.finite_len.get(slot, 0) for slot in range(num_slots)]
+        first = 0
+        while first < num_slots:
+            last = first + 1
+            while last < num_slots and starts[last] == starts[first]:
+                last += 1
+            if starts[first] < upto:
+                for pool in self.k + self.v:
+                    pool.view(pool.shape[0], -1, slot_len, pool.shape[-1])[:, first:last, starts[first]:upto].zero_()
+                for slot in range(first, last):
+                    self.finite_len[slot] = upto
+            first = last
 
     def free(self) -> None:
         self.k, self.v = [], []
@@ -100,6 +106,8 @@ class DecodePlan:
     mask: torch.Tensor | None = None  # (slots or Bb, 1, 1, Lpad) True where attended
     num_slots: int = 0  # slots mode: attend over slots [0, num_slots)
     padded_len: int = 0
+    all_rows: bool = False  # batch_rows is every row in order: no gather or scatter of rows needed
+    slots_in_order: bool = False  # slots mode: row j of the batch is slot j and every slot is used
 
 
 def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: torch.device) -> DecodePlan:
@@ -113,6 +121,7 @@ def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: 
     if not rows:
         return plan
     plan.batch_rows = torch.tensor(rows, device=device)
+    plan.all_rows = len(rows) == len(spans)
     plan.padded_len = -(-max(spans[i][1] for i in rows) // 16) * 16  # any multiple of 16: equal rows
     if mode == "slots":
         plan.padded_len = min(plan.padded_len, slot_len)  # only when the whole cache is one short slot
@@ -121,6 +130,7 @@ def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: 
         slots = [spans[i][0] // slot_len for i in rows]
         plan.num_slots = max(slots) + 1
         plan.batch_slots = torch.tensor(slots, device=device)
+        plan.slots_in_order = slots == list(range(plan.num_slots))
         lengths = torch.ones(plan.num_slots, dtype=torch.long, device=device)  # idle slots attend to 1 position
         lengths[plan.batch_slots] = torch.tensor([spans[i][1] for i in rows], device=device)
         plan.mask = (offsets < lengths.unsqueeze(-1)).view(plan.num_slots, 1, 1, plan.padded_len)
@@ -163,25 +173,34 @@ class StepAttention:
         nd = len(plan.spans)
         num_heads, head_dim = q.shape[1], q.shape[2]
         num_kv_heads = k.shape[1]
-        cache_k[:, plan.write_index] = k[:nd].transpose(0, 1)
-        cache_v[:, plan.write_index] = v[:nd].transpose(0, 1)
+        cache_k.index_copy_(1, plan.write_index, k[:nd].transpose(0, 1))  # cheaper than an index_put
+        cache_v.index_copy_(1, plan.write_index, v[:nd].transpose(0, 1))
         q_fold = q[:nd].view(nd, num_kv_heads, num_heads // num_kv_heads, head_dim)  # GQA folded into rows
         out = q.new_empty(nd, num_heads, head_dim)
         if plan.batch_rows is not None:
-            q_rows = q_fold.index_select(0, plan.batch_rows)
+            # The gathers and scatters below are skipped in the common case (every row batched, row j in slot j).
+            q_rows = q_fold if plan.all_rows else q_fold.index_select(0, plan.batch_rows)
             if plan.batch_slots is not None:
                 def slot_view(pool):  # (Hkv, N, D) -> (slots, Hkv, Lpad, D), a view: no copy
                     return pool.view(num_kv_heads, -1, self.slot_len, head_dim).transpose(0, 1)[
                         :plan.num_slots, :, :plan.padded_len]
-                q_slots = q_fold.new_zeros(plan.num_slots, *q_fold.shape[1:])
-                q_slots[plan.batch_slots] = q_rows
+                if plan.slots_in_order:
+                    q_slots = q_rows
+                else:
+                    q_slots = q_fold.new_zeros(plan.num_slots, *q_fold.shape[1:])
+                    q_slots[plan.batch_slots] = q_rows
                 result = F.scaled_dot_product_attention(q_slots, slot_view(cache_k), slot_view(cache_v),
-                                                        attn_mask=plan.mask)[plan.batch_slots]
+                                                        attn_mask=plan.mask)
+                if not plan.slots_in_order:
+                    result = result[plan.batch_slots]
             else:
                 keys = cache_k[:, plan.gather_index].transpose(0, 1)  # (Bb, Hkv, Lpad, D)
                 values = cache_v[:, plan.gather_index].transpose(0, 1)
                 result = F.scaled_dot_product_attention(q_rows, keys, values, attn_mask=plan.mask)
-            out[plan.batch_rows] = result.reshape(-1, num_heads, head_dim)
+            if plan.all_rows:
+                out = result.reshape(nd, num_heads, head_dim)
+            else:
+                out[plan.batch_rows] = result.reshape(-1, num_heads, head_dim)
         for i in plan.loop_rows:
             start, length = plan.spans[i]
             out[i] = F.scaled_dot_product_attention(
