@@ -23,6 +23,10 @@ import torch.nn.functional as F
 
 from simpo_live.model.args import ModelArgs
 
+# bf16 bmm decode path: slots per compact copy are chosen so one copy is ~this many bytes and stays in the
+# core's cache (measured per round at 256 slots: unchunked copies 176-209 ms at ~450 keys, 16-32 slot chunks 73-77,
+# SDPA bf16 100, SDPA fp32 105-113; at ~150 keys 64-slot chunks were best).
+BMM_CHUNK_BYTES = 1_200_000
 LOOP_MIN_CONTEXT = 1024  # research 2.1: the exact-length loop beats the padded batch from ~1k tokens
 
 
@@ -213,10 +217,10 @@ class StepAttention:
         return out
 
     def _bmm_slots(self, q_slots: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor) -> torch.Tensor:
-        """Batched decode attention for a bf16 cache on CPU: per KV head, copy the used slots' keys (values) into
-        one compact (slots, Lpad, D) block and run two bf16 bmm calls with an fp32 masked softmax between them.
-        Measured at 256 slots x 224 keys: ~3 ms per layer vs ~8 ms for CPU SDPA (fp32 or bf16), because oneDNN's
-        bf16 bmm is fast only on compact batches (a strided slot view is ~5x slower than copy + bmm). Scores are
+        """Batched decode attention for a bf16 cache on CPU: per KV head and chunk of slots, copy the keys (values)
+        into a compact (chunk, Lpad, D) block and run two bf16 bmm calls with an fp32 masked softmax between them.
+        oneDNN's bf16 bmm is fast only on compact batches (a strided slot view is ~5x slower than copy + bmm;
+        CPU SDPA in bf16 is slower than in fp32). Scores are
         rounded to bf16 by the bmm (fp32 accumulation inside); outputs are still bitwise independent of the
         batch and of the multiple-of-16 padding (checked), as the masked keys get exactly zero weight."""
         plan = self.decode
@@ -225,14 +229,20 @@ class StepAttention:
             plan.bias = torch.zeros(plan.mask.shape, device=q_slots.device).masked_fill_(
                 ~plan.mask, float("-inf")).view(plan.num_slots, 1, plan.padded_len)
         scale = head_dim ** -0.5
-        outs = []
+        out = q_slots.new_empty(q_slots.shape)
+        # Chunks of slots, so the compact copy is still in cache when bmm reads it (a row's result does not depend
+        # on which chunk or how many slots it shares a bmm with: checked bitwise for batches of 1 to 256).
+        step = max(8, BMM_CHUNK_BYTES // (plan.padded_len * head_dim * cache_k.element_size()) // 8 * 8)
         for h in range(num_kv_heads):
-            def block(pool):  # (slots, Lpad, D), compact
-                return pool[h].view(-1, self.slot_len, head_dim)[:plan.num_slots, :plan.padded_len].contiguous()
-            scores = torch.bmm(q_slots[:, h], block(cache_k).transpose(1, 2)).float()  # (slots, G, Lpad)
-            probs = torch.softmax(scores.mul_(scale).add_(plan.bias), -1).to(cache_v.dtype)
-            outs.append(torch.bmm(probs, block(cache_v)))  # (slots, G, D)
-        return torch.stack(outs, 1)  # (slots, Hkv, G, D)
+            slots_k = cache_k[h].view(-1, self.slot_len, head_dim)
+            slots_v = cache_v[h].view(-1, self.slot_len, head_dim)
+            for lo in range(0, plan.num_slots, step):
+                hi = min(lo + step, plan.num_slots)
+                keys = slots_k[lo:hi, :plan.padded_len].contiguous()  # (n, Lpad, D), compact
+                scores = torch.bmm(q_slots[lo:hi, h], keys.transpose(1, 2)).float()  # (n, G, Lpad)
+                probs = torch.softmax(scores.mul_(scale).add_(plan.bias[lo:hi]), -1).to(cache_v.dtype)
+                out[lo:hi, h] = torch.bmm(probs, slots_v[lo:hi, :plan.padded_len].contiguous())  # (n, G, D)
+        return out  # (slots, Hkv, G, D)
 
     def _prefill(self, seg: PrefillSegment, q, k, v, cache_k, cache_v) -> torch.Tensor:
         n = seg.row_end - seg.row_start

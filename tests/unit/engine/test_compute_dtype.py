@@ -61,3 +61,9 @@ def test_bf16_engine_sees_weight_updates(tiny_model_factory, prompts):
         after = engine.generate(request)[0].token_ids
     fresh = run(model, request)
     assert before != after and after == fresh[0]
+
+
+def test_bf16_outputs_do_not_depend_on_the_slot_chunking(tiny_model, prompts, reference, monkeypatch):
+    import simpo_live.engine.attention as attention
+    monkeypatch.setattr(attention, "BMM_CHUNK_BYTES", 1)  # 8 slots per bmm instead of all ten in one
+    assert run(tiny_model, requests_for(prompts), max_seqs=16) == reference
