@@ -27,6 +27,7 @@ from simpo_live.model.args import ModelArgs
 # core's cache (measured per round at 256 slots: unchunked copies 176-209 ms at ~450 keys, 16-32 slot chunks 73-77,
 # SDPA bf16 100, SDPA fp32 105-113; at ~150 keys 64-slot chunks were best).
 BMM_CHUNK_BYTES = 1_200_000
+BMM_DTYPES = (torch.bfloat16,)  # cache dtypes that take the bmm path on CPU (others: SDPA)
 LOOP_MIN_CONTEXT = 1024  # research 2.1: the exact-length loop beats the padded batch from ~1k tokens
 
 
@@ -195,7 +196,7 @@ class StepAttention:
                 else:
                     q_slots = q_fold.new_zeros(plan.num_slots, *q_fold.shape[1:])
                     q_slots[plan.batch_slots] = q_rows
-                if cache_k.dtype == torch.bfloat16 and cache_k.device.type == "cpu":
+                if cache_k.dtype in BMM_DTYPES and cache_k.device.type == "cpu":
                     result = self._bmm_slots(q_slots, cache_k, cache_v)
                 else:
                     result = F.scaled_dot_product_attention(q_slots, slot_view(cache_k), slot_view(cache_v),
