@@ -65,7 +65,8 @@ def sync(device: str) -> None:
 def run_engine(model, prompts, new_tokens, args) -> dict:
     longest = max(len(p) for p in prompts) + new_tokens
     config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_tokens_per_round=args.round_tokens,
-                          max_seq_len=longest)
+                          max_seq_len=longest, compute_dtype=getattr(torch, args.engine_dtype) if args.engine_dtype
+                          else None)
     params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
               for i in range(len(prompts))]
     with Engine.from_model(model, None, config) as engine:
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--prompt-len", default="16,64", help="prompt lengths drawn uniformly from LO,HI")
+    parser.add_argument("--engine-dtype", choices=["float32", "bfloat16"], default=None,
+                        help="EngineConfig.compute_dtype (and so the KV dtype): the engine runs a copy of the weights "
+                             "in this dtype while HF keeps --dtype; default: the same as --dtype")
     parser.add_argument("--max-seqs", type=int, default=256)
     parser.add_argument("--page-size", type=int, default=16)
     parser.add_argument("--round-tokens", type=int, default=2048, help="engine max_tokens_per_round")
@@ -138,7 +142,7 @@ def main() -> None:
         prompts = make_prompts(num_prompts, lo, hi, MODELS[args.model_size]["vocab_size"])
         result = {"workload": name, "prompts": num_prompts, "new_tokens": new_tokens, "prompt_len": [lo, hi],
                   "model": args.model_size, "params": ours.num_parameters(), "device": args.device,
-                  "dtype": args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
+                  "dtype": args.dtype, "engine_dtype": args.engine_dtype or args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
                   "host": platform.node(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         if not args.skip_engine:

@@ -5,7 +5,8 @@ contiguous extent (block_manager.py), so its context is a view. Attention per st
 - prefill: one SDPA per prompt chunk over its own context (packed tokens, no padding, batch-invariant);
 - decode "slots" (CPU default, slot placement): the pool viewed as (slots, Hkv, slot_len, D) and one SDPA over the
   used slots with the query heads of each KV head folded into query rows, keys cut at round_up(longest, 16) and a
-  length mask; contexts longer than LOOP_MIN_CONTEXT use the per-sequence loop instead (faster there);
+  length mask (a bf16 cache on CPU uses compact copies + bmm instead of SDPA, see `_bmm_slots`); contexts
+  longer than LOOP_MIN_CONTEXT use the per-sequence loop instead (faster there);
 - decode "loop": one exact-length SDPA per sequence;
 - decode "gather" (CUDA default, run placement): gather contexts into (B, Hkv, round_up(longest, 16), D), one SDPA.
 On CPU, which path a row takes depends only on its own context length, and SDPA gives bitwise equal rows for any
@@ -22,6 +23,11 @@ import torch.nn.functional as F
 
 from simpo_live.model.args import ModelArgs
 
+# bf16 bmm decode path: slots per compact copy are chosen so one copy is ~this many bytes and stays in the
+# core's cache (measured per round at 256 slots: unchunked copies 176-209 ms at ~450 keys, 16-32 slot chunks 73-77,
+# SDPA bf16 100, SDPA fp32 105-113; at ~150 keys 64-slot chunks were best).
+BMM_CHUNK_BYTES = 1_200_000
+BMM_DTYPES = (torch.bfloat16,)  # cache dtypes that take the bmm path on CPU (others: SDPA)
 LOOP_MIN_CONTEXT = 1024  # research 2.1: the exact-length loop beats the padded batch from ~1k tokens
 
 
@@ -64,14 +70,20 @@ class KVCache:
         covers positions past a row's length; they are masked, but a masked position still adds 0 * value, so
         it must not hold NaN garbage. A slot's occupant writes from position 0, so live positions are always
         below finite_len and are never cleared; on CPU memory is touched, hence committed, only as reads reach."""
-        for slot in range(num_slots):
-            start = self.finite_len.get(slot, 0)
-            if start >= upto:
-                continue
-            for pool in self.k + self.v:
-                lo = slot * slot_len
-                pool[:, lo + start:lo + upto].zero_()
-            self.finite_len[slot] = upto
+        # Runs of adjacent slots with the same finite length are cleared with one call per pool: usually every
+        # slot grew to the same padded length, so this is 2 * layers calls instead of slots * 2 * layers.
+        starts = [self.finite_len.get(slot, 0) for slot in range(num_slots)]
+        first = 0
+        while first < num_slots:
+            last = first + 1
+            while last < num_slots and starts[last] == starts[first]:
+                last += 1
+            if starts[first] < upto:
+                for pool in self.k + self.v:
+                    pool.view(pool.shape[0], -1, slot_len, pool.shape[-1])[:, first:last, starts[first]:upto].zero_()
+                for slot in range(first, last):
+                    self.finite_len[slot] = upto
+            first = last
 
     def free(self) -> None:
         self.k, self.v = [], []
@@ -100,6 +112,9 @@ class DecodePlan:
     mask: torch.Tensor | None = None  # (slots or Bb, 1, 1, Lpad) True where attended
     num_slots: int = 0  # slots mode: attend over slots [0, num_slots)
     padded_len: int = 0
+    all_rows: bool = False  # batch_rows is every row in order: no gather or scatter of rows needed
+    slots_in_order: bool = False  # slots mode: row j of the batch is slot j and every slot is used
+    bias: torch.Tensor | None = None  # additive form of `mask`, made on first use (bf16 bmm path)
 
 
 def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: torch.device) -> DecodePlan:
@@ -113,6 +128,7 @@ def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: 
     if not rows:
         return plan
     plan.batch_rows = torch.tensor(rows, device=device)
+    plan.all_rows = len(rows) == len(spans)
     plan.padded_len = -(-max(spans[i][1] for i in rows) // 16) * 16  # any multiple of 16: equal rows
     if mode == "slots":
         plan.padded_len = min(plan.padded_len, slot_len)  # only when the whole cache is one short slot
@@ -121,6 +137,7 @@ def plan_decode(spans: list[tuple[int, int]], mode: str, slot_len: int, device: 
         slots = [spans[i][0] // slot_len for i in rows]
         plan.num_slots = max(slots) + 1
         plan.batch_slots = torch.tensor(slots, device=device)
+        plan.slots_in_order = slots == list(range(plan.num_slots))
         lengths = torch.ones(plan.num_slots, dtype=torch.long, device=device)  # idle slots attend to 1 position
         lengths[plan.batch_slots] = torch.tensor([spans[i][1] for i in rows], device=device)
         plan.mask = (offsets < lengths.unsqueeze(-1)).view(plan.num_slots, 1, 1, plan.padded_len)
@@ -163,30 +180,70 @@ class StepAttention:
         nd = len(plan.spans)
         num_heads, head_dim = q.shape[1], q.shape[2]
         num_kv_heads = k.shape[1]
-        cache_k[:, plan.write_index] = k[:nd].transpose(0, 1)
-        cache_v[:, plan.write_index] = v[:nd].transpose(0, 1)
+        cache_k.index_copy_(1, plan.write_index, k[:nd].transpose(0, 1))  # cheaper than an index_put
+        cache_v.index_copy_(1, plan.write_index, v[:nd].transpose(0, 1))
         q_fold = q[:nd].view(nd, num_kv_heads, num_heads // num_kv_heads, head_dim)  # GQA folded into rows
         out = q.new_empty(nd, num_heads, head_dim)
         if plan.batch_rows is not None:
-            q_rows = q_fold.index_select(0, plan.batch_rows)
+            # The gathers and scatters below are skipped in the common case (every row batched, row j in slot j).
+            q_rows = q_fold if plan.all_rows else q_fold.index_select(0, plan.batch_rows)
             if plan.batch_slots is not None:
                 def slot_view(pool):  # (Hkv, N, D) -> (slots, Hkv, Lpad, D), a view: no copy
                     return pool.view(num_kv_heads, -1, self.slot_len, head_dim).transpose(0, 1)[
                         :plan.num_slots, :, :plan.padded_len]
-                q_slots = q_fold.new_zeros(plan.num_slots, *q_fold.shape[1:])
-                q_slots[plan.batch_slots] = q_rows
-                result = F.scaled_dot_product_attention(q_slots, slot_view(cache_k), slot_view(cache_v),
-                                                        attn_mask=plan.mask)[plan.batch_slots]
+                if plan.slots_in_order:
+                    q_slots = q_rows
+                else:
+                    q_slots = q_fold.new_zeros(plan.num_slots, *q_fold.shape[1:])
+                    q_slots[plan.batch_slots] = q_rows
+                if cache_k.dtype in BMM_DTYPES and cache_k.device.type == "cpu":
+                    result = self._bmm_slots(q_slots, cache_k, cache_v)
+                else:
+                    result = F.scaled_dot_product_attention(q_slots, slot_view(cache_k), slot_view(cache_v),
+                                                            attn_mask=plan.mask)
+                if not plan.slots_in_order:
+                    result = result[plan.batch_slots]
             else:
                 keys = cache_k[:, plan.gather_index].transpose(0, 1)  # (Bb, Hkv, Lpad, D)
                 values = cache_v[:, plan.gather_index].transpose(0, 1)
                 result = F.scaled_dot_product_attention(q_rows, keys, values, attn_mask=plan.mask)
-            out[plan.batch_rows] = result.reshape(-1, num_heads, head_dim)
+            if plan.all_rows:
+                out = result.reshape(nd, num_heads, head_dim)
+            else:
+                out[plan.batch_rows] = result.reshape(-1, num_heads, head_dim)
         for i in plan.loop_rows:
             start, length = plan.spans[i]
             out[i] = F.scaled_dot_product_attention(
                 q_fold[i], cache_k[:, start:start + length], cache_v[:, start:start + length]).view(num_heads, head_dim)
         return out
+
+    def _bmm_slots(self, q_slots: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor) -> torch.Tensor:
+        """Batched decode attention for a bf16 cache on CPU: per KV head and chunk of slots, copy the keys (values)
+        into a compact (chunk, Lpad, D) block and run two bf16 bmm calls with an fp32 masked softmax between them.
+        oneDNN's bf16 bmm is fast only on compact batches (a strided slot view is ~5x slower than copy + bmm;
+        CPU SDPA in bf16 is slower than in fp32). Scores are
+        rounded to bf16 by the bmm (fp32 accumulation inside); outputs are still bitwise independent of the
+        batch and of the multiple-of-16 padding (checked), as the masked keys get exactly zero weight."""
+        plan = self.decode
+        num_kv_heads, head_dim = cache_k.shape[0], cache_k.shape[-1]
+        if plan.bias is None:  # shared by all layers of the step
+            plan.bias = torch.zeros(plan.mask.shape, device=q_slots.device).masked_fill_(
+                ~plan.mask, float("-inf")).view(plan.num_slots, 1, plan.padded_len)
+        scale = head_dim ** -0.5
+        out = q_slots.new_empty(q_slots.shape)
+        # Chunks of slots, so the compact copy is still in cache when bmm reads it (a row's result does not depend
+        # on which chunk or how many slots it shares a bmm with: checked bitwise for batches of 1 to 256).
+        step = max(8, BMM_CHUNK_BYTES // (plan.padded_len * head_dim * cache_k.element_size()) // 8 * 8)
+        for h in range(num_kv_heads):
+            slots_k = cache_k[h].view(-1, self.slot_len, head_dim)
+            slots_v = cache_v[h].view(-1, self.slot_len, head_dim)
+            for lo in range(0, plan.num_slots, step):
+                hi = min(lo + step, plan.num_slots)
+                keys = slots_k[lo:hi, :plan.padded_len].contiguous()  # (n, Lpad, D), compact
+                scores = torch.bmm(q_slots[lo:hi, h], keys.transpose(1, 2)).float()  # (n, G, Lpad)
+                probs = torch.softmax(scores.mul_(scale).add_(plan.bias[lo:hi]), -1).to(cache_v.dtype)
+                out[lo:hi, h] = torch.bmm(probs, slots_v[lo:hi, :plan.padded_len].contiguous())  # (n, G, D)
+        return out  # (slots, Hkv, G, D)
 
     def _prefill(self, seg: PrefillSegment, q, k, v, cache_k, cache_v) -> torch.Tensor:
         n = seg.row_end - seg.row_start

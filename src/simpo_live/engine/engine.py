@@ -18,6 +18,7 @@ from simpo_live.engine.runner import Runner
 from simpo_live.engine.sampler import derive_seed
 from simpo_live.engine.scheduler import Scheduler
 from simpo_live.engine.sequence import Sequence
+from simpo_live.engine.weights import ComputeWeights
 from simpo_live.model.llama import LlamaModel
 
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>")
@@ -56,7 +57,8 @@ class Engine:
         if config.device is not None and torch.device(config.device) != device:
             raise ValueError(f"engine config error: device {config.device} but the model is on {device}; "
                              "load or move the model to that device first")
-        self.model = model
+        self.weights = ComputeWeights(model, config.compute_dtype)
+        self.model = self.weights.model  # what runs: `model` itself, or its compute_dtype copy (weights.py)
         self.tokenizer = tokenizer
         self.config = config
         model_max = model.args.max_position_embeddings
@@ -64,7 +66,7 @@ class Engine:
         if self.max_seq_len > model_max:
             raise ValueError(f"engine config error: max_seq_len {self.max_seq_len} exceeds the model's "
                              f"max_position_embeddings {model_max}")
-        dtype = config.dtype or model.lm_head.weight.dtype
+        dtype = config.dtype or self.model.lm_head.weight.dtype
         self.num_pages = kv_cache_pages(config, model, self.max_seq_len, dtype, device)
         self.page_size = config.page_size
         layout = config.kv_layout if config.kv_layout != "auto" else ("runs" if device.type == "cuda" else "slots")
@@ -82,13 +84,14 @@ class Engine:
             mode = "gather" if batched and (config.decode_attention == "batched" or device.type == "cuda") else "loop"
         self.scheduler = Scheduler(self.block_manager, config.max_seqs, config.max_tokens_per_round)
         slot_len = getattr(self.block_manager, "slot_tokens", 0)
-        self.runner = Runner(model, self.block_manager.pool_tokens, dtype, mode, slot_len)
+        self.runner = Runner(self.model, self.block_manager.pool_tokens, dtype, mode, slot_len)
         self.stop_token_ids = default_stop_token_ids(tokenizer, model)
         self._closed = False
 
     @classmethod
     def from_model(cls, model: LlamaModel, tokenizer=None, config: EngineConfig | None = None) -> Engine:
-        """An engine generating with `model`'s current weights (shared, not copied: updates are seen at once)."""
+        """An engine generating with `model`'s current weights: shared, or with `config.compute_dtype` a copy
+        that is refreshed whenever they change (weights.py); either way updates are seen at the next step."""
         return cls(model, tokenizer, config or EngineConfig())
 
     @property
@@ -137,6 +140,8 @@ class Engine:
         if self._closed:
             raise RuntimeError("engine is closed")
         batch = self.scheduler.schedule()
+        if batch:
+            self.weights.sync()  # a compute_dtype copy follows in-place updates of the model (weights.py)
         if not batch:
             if self.has_unfinished():
                 raise RuntimeError("scheduler produced an empty round with requests pending")
@@ -161,6 +166,7 @@ class Engine:
             raise ValueError("generate: request ids must be unique")
         for request in requests:
             self.check_request(request)  # all refused before any runs
+        self.weights.sync(force=True)  # also catches updates made through `param.data` (no version bump)
         for request in requests:
             self.add_request(request)
         done: dict = {}
