@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--bandwidth-tokens", type=int, default=128)
     args = parser.parse_args()
     args.dtype = "bfloat16"
+    args.engine_dtype = None  # the model is already bf16
     hf, ours = bench.build_models(args.model_size, args.device, torch.bfloat16)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
     print(json.dumps({"gpu": name, "torch": torch.__version__,
