@@ -7,12 +7,10 @@ with the knob to change, never truncated. Use it as a context manager to free th
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from simpo_live.engine.attention import free_memory_bytes, kv_bytes_per_token
 from simpo_live.engine.block_manager import PageRuns, PageSlots
+from simpo_live.engine.kv_cache import RunCache, SlotCache, free_memory_bytes, kv_bytes_per_token
 from simpo_live.engine.params import Completion, EngineConfig, Request, StepResult
 from simpo_live.engine.runner import Runner
 from simpo_live.engine.sampler import derive_seed
@@ -70,21 +68,20 @@ class Engine:
         self.num_pages = kv_cache_pages(config, model, self.max_seq_len, dtype, device)
         self.page_size = config.page_size
         layout = config.kv_layout if config.kv_layout != "auto" else ("runs" if device.type == "cuda" else "slots")
-        batched = config.decode_attention != "loop"
+        mode = "loop" if config.decode_attention == "loop" else "batched"
         if layout == "slots":
             # Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them.
-            # Slot lengths are kept multiples of 16 tokens where the budget allows: decode pads keys to those.
-            granule = self.page_size * 16 // math.gcd(self.page_size, 16)
-            slot_pages = min(self.num_pages, -(-self.max_seq_len // granule) * granule // self.page_size)
+            slot_pages = min(self.num_pages, -(-self.max_seq_len // self.page_size))
             num_slots = min(config.max_seqs, self.num_pages // slot_pages)
             self.block_manager = PageSlots(self.num_pages, self.page_size, num_slots, slot_pages)
-            mode = "slots" if batched else "loop"
+            cache = SlotCache(self.model.args, num_slots, self.block_manager.slot_tokens, dtype, device)
         else:
             self.block_manager = PageRuns(self.num_pages, self.page_size)
-            mode = "gather" if batched and (config.decode_attention == "batched" or device.type == "cuda") else "loop"
+            if config.decode_attention == "auto" and device.type != "cuda":
+                mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
+            cache = RunCache(self.model.args, self.block_manager.pool_tokens, dtype, device)
         self.scheduler = Scheduler(self.block_manager, config.max_seqs, config.max_tokens_per_round)
-        slot_len = getattr(self.block_manager, "slot_tokens", 0)
-        self.runner = Runner(self.model, self.block_manager.pool_tokens, dtype, mode, slot_len)
+        self.runner = Runner(self.model, cache, mode)
         self.stop_token_ids = default_stop_token_ids(tokenizer, model)
         self._closed = False
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.attention import KVCache, PrefillSegment, StepAttention, plan_decode
+from simpo_live.engine.attention import PrefillSegment, StepAttention, plan_decode
+from simpo_live.engine.kv_cache import RunCache, SlotCache
 from simpo_live.engine.sampler import sample
 from simpo_live.engine.scheduler import Batch
 from simpo_live.model.llama import LlamaModel
@@ -19,12 +20,11 @@ MIN_ROWS = 16
 
 
 class Runner:
-    def __init__(self, model: LlamaModel, pool_tokens: int, dtype: torch.dtype, decode_mode: str, slot_len: int = 0):
+    def __init__(self, model: LlamaModel, cache: RunCache | SlotCache, decode_mode: str):
         self.model = model
         self.device = model.lm_head.weight.device
-        self.decode_mode = decode_mode  # "slots", "loop" or "gather" (attention.py)
-        self.slot_len = slot_len
-        self.cache = KVCache(model.args, pool_tokens, dtype, self.device)
+        self.decode_mode = decode_mode  # "batched" or "loop" (attention.py)
+        self.cache = cache
 
     def close(self) -> None:
         self.cache.free()
@@ -33,22 +33,15 @@ class Runner:
         """Packed token ids and positions (decode rows, then prefill chunks), and the step's attention backend."""
         token_ids = [seq.token_ids[-1] for seq in batch.decode]
         positions = [seq.num_tokens - 1 for seq in batch.decode]
-        spans = [(seq.kv_start, seq.num_tokens) for seq in batch.decode]
+        spans = [(self.cache.locate(seq.kv_start), seq.num_tokens) for seq in batch.decode]
         segments = []
         for chunk in batch.prefill:
             row = len(token_ids)
             token_ids.extend(chunk.seq.token_ids[chunk.start:chunk.end])
             positions.extend(range(chunk.start, chunk.end))
-            segments.append(PrefillSegment(row, len(token_ids), chunk.seq.kv_start, chunk.start))
-        decode = plan_decode(spans, self.decode_mode, self.slot_len, self.device) if spans else None
-        if decode is not None and decode.batch_slots is not None:
-            self.cache.make_slots_finite(self.slot_len, decode.num_slots, decode.padded_len)
-        if self.slot_len:
-            for start, length in spans:
-                self.cache.note_written(start // self.slot_len, length)
-            for seg in segments:
-                self.cache.note_written(seg.kv_start // self.slot_len, seg.context_start + seg.row_end - seg.row_start)
-        return token_ids, positions, StepAttention(self.cache, decode, segments, self.slot_len)
+            segments.append(PrefillSegment(row, len(token_ids), self.cache.locate(chunk.seq.kv_start), chunk.start))
+        decode = plan_decode(self.cache, spans, self.decode_mode) if spans else None
+        return token_ids, positions, StepAttention(self.cache, decode, segments)
 
     @torch.inference_mode()
     def run(self, batch: Batch) -> tuple[list[int], list[float] | None]:

@@ -12,7 +12,7 @@ import torch
 
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import InferenceEvalConfig
-from simpo_live.engine.attention import free_memory_bytes, kv_bytes_per_token
+from simpo_live.engine.kv_cache import free_memory_bytes, kv_bytes_per_token
 from simpo_live.evals.generation import GenerationSettings, required_max_seq_len
 from simpo_live.model import LlamaModel
 
