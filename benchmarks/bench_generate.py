@@ -66,7 +66,7 @@ def run_engine(model, prompts, new_tokens, args) -> dict:
     longest = max(len(p) for p in prompts) + new_tokens
     config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_tokens_per_round=args.round_tokens,
                           max_seq_len=longest, compute_dtype=getattr(torch, args.engine_dtype) if args.engine_dtype
-                          else None)
+                          else None, decode_graphs=getattr(args, "decode_graphs", "auto"))
     params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
               for i in range(len(prompts))]
     with Engine.from_model(model, None, config) as engine:
@@ -147,6 +147,8 @@ def main() -> None:
     parser.add_argument("--engine-dtype", choices=["float32", "bfloat16"], default=None,
                         help="EngineConfig.compute_dtype (and so the KV dtype): the engine runs a copy of the weights "
                              "in this dtype while HF keeps --dtype; default: the same as --dtype")
+    parser.add_argument("--decode-graphs", choices=["auto", "on", "off"], default="auto",
+                        help="EngineConfig.decode_graphs (CUDA graphs for decode-only rounds; auto: on CUDA)")
     parser.add_argument("--max-seqs", type=int, default=256)
     parser.add_argument("--page-size", type=int, default=16)
     parser.add_argument("--round-tokens", type=int, default=2048, help="engine max_tokens_per_round")

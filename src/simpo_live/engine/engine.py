@@ -12,7 +12,8 @@ import torch
 from simpo_live.engine.block_manager import PageRuns, PageSlots
 from simpo_live.engine.kv_cache import RunCache, SlotCache, free_memory_bytes, kv_bytes_per_token
 from simpo_live.engine.params import Completion, EngineConfig, Request, StepResult
-from simpo_live.engine.runner import Runner
+from simpo_live.engine.decode_graph import DecodeGraphs
+from simpo_live.engine.runner import MIN_ROWS, Runner
 from simpo_live.engine.sampler import derive_seed
 from simpo_live.engine.scheduler import Scheduler
 from simpo_live.engine.sequence import Sequence
@@ -49,6 +50,34 @@ def kv_cache_pages(config: EngineConfig, model: LlamaModel, max_seq_len: int, dt
     return max(1, min(useful, int(free_memory_bytes(device) * config.hbm_utilization) // page_bytes))
 
 
+def build_storage(config: EngineConfig, model: LlamaModel, num_pages: int, max_seq_len: int, dtype: torch.dtype,
+                  device: torch.device) -> tuple[PageSlots | PageRuns, SlotCache | RunCache, str, DecodeGraphs | None]:
+    """The placement, KV tensors, decode mode and decode graphs for `config` on `device`: slots on CPU, page runs
+    with gathered batched decode (and CUDA graphs) on CUDA, unless the config says otherwise."""
+    layout = config.kv_layout if config.kv_layout != "auto" else ("runs" if device.type == "cuda" else "slots")
+    mode = "loop" if config.decode_attention == "loop" else "batched"
+    if layout == "slots":
+        if config.decode_graphs == "on":
+            raise ValueError("engine config error: decode_graphs 'on' needs kv_layout 'runs' (got 'slots')")
+        # Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them.
+        slot_pages = min(num_pages, -(-max_seq_len // config.page_size))
+        num_slots = min(config.max_seqs, num_pages // slot_pages)
+        placement = PageSlots(num_pages, config.page_size, num_slots, slot_pages)
+        return placement, SlotCache(model.args, num_slots, placement.slot_tokens, dtype, device), mode, None
+    placement = PageRuns(num_pages, config.page_size)
+    if config.decode_attention == "auto" and device.type != "cuda":
+        mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
+    wanted = config.decode_graphs == "on" or (config.decode_graphs == "auto" and device.type == "cuda")
+    if config.decode_graphs == "on" and mode != "batched":
+        raise ValueError("engine config error: decode_graphs 'on' needs batched decode attention with kv_layout "
+                         f"'runs' (got decode_attention {config.decode_attention!r})")
+    use_graphs = wanted and mode == "batched"
+    pool = placement.pool_tokens
+    cache = RunCache(model.args, pool, dtype, device, scratch_tokens=1 if use_graphs else 0)
+    graphs = DecodeGraphs(model, cache, pool, MIN_ROWS, capture=device.type == "cuda") if use_graphs else None
+    return placement, cache, mode, graphs
+
+
 class Engine:
     def __init__(self, model: LlamaModel, tokenizer, config: EngineConfig):
         device = model.lm_head.weight.device
@@ -67,21 +96,10 @@ class Engine:
         dtype = config.dtype or self.model.lm_head.weight.dtype
         self.num_pages = kv_cache_pages(config, model, self.max_seq_len, dtype, device)
         self.page_size = config.page_size
-        layout = config.kv_layout if config.kv_layout != "auto" else ("runs" if device.type == "cuda" else "slots")
-        mode = "loop" if config.decode_attention == "loop" else "batched"
-        if layout == "slots":
-            # Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them.
-            slot_pages = min(self.num_pages, -(-self.max_seq_len // self.page_size))
-            num_slots = min(config.max_seqs, self.num_pages // slot_pages)
-            self.block_manager = PageSlots(self.num_pages, self.page_size, num_slots, slot_pages)
-            cache = SlotCache(self.model.args, num_slots, self.block_manager.slot_tokens, dtype, device)
-        else:
-            self.block_manager = PageRuns(self.num_pages, self.page_size)
-            if config.decode_attention == "auto" and device.type != "cuda":
-                mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
-            cache = RunCache(self.model.args, self.block_manager.pool_tokens, dtype, device)
+        self.block_manager, cache, mode, graphs = build_storage(config, self.model, self.num_pages, self.max_seq_len,
+                                                                dtype, device)
         self.scheduler = Scheduler(self.block_manager, config.max_seqs, config.max_tokens_per_round)
-        self.runner = Runner(self.model, cache, mode)
+        self.runner = Runner(self.model, cache, mode, graphs)
         self.stop_token_ids = default_stop_token_ids(tokenizer, model)
         self._closed = False
 

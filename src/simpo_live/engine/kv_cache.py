@@ -44,8 +44,10 @@ class RunCache:
     """Keys and values of every cached token, one pair of flat pools per layer (never one stacked tensor: slicing
     a layer out of a stacked cache misbehaves under torch.compile, research section 2.6)."""
 
-    def __init__(self, args: ModelArgs, pool_tokens: int, dtype: torch.dtype, device: torch.device):
-        shape = (args.num_key_value_heads, pool_tokens, args.head_dim)  # (Hkv, N, D)
+    def __init__(self, args: ModelArgs, pool_tokens: int, dtype: torch.dtype, device: torch.device,
+                 scratch_tokens: int = 0):
+        # Scratch positions past the pool belong to no sequence (padded rows of decode_graph.py write there).
+        shape = (args.num_key_value_heads, pool_tokens + scratch_tokens, args.head_dim)  # (Hkv, N, D)
         self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.dtype = dtype

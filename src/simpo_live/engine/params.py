@@ -35,6 +35,9 @@ class EngineConfig:
     compute_dtype: torch.dtype | None = None
     kv_layout: Literal["auto", "slots", "runs"] = "auto"  # auto: slots on CPU, runs on CUDA (block_manager.py)
     decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
+    # Decode-only rounds over bucketed static buffers, captured as CUDA graphs (decode_graph.py). auto: on CUDA
+    # with the runs layout and batched attention; "on" also runs the bucketed path on CPU, uncaptured (tests).
+    decode_graphs: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -51,6 +54,8 @@ class EngineConfig:
             problems.append(f"kv_layout must be auto, slots or runs (got {self.kv_layout!r})")
         if self.decode_attention not in ("auto", "loop", "batched"):
             problems.append(f"decode_attention must be auto, loop or batched (got {self.decode_attention!r})")
+        if self.decode_graphs not in ("auto", "on", "off"):
+            problems.append(f"decode_graphs must be auto, on or off (got {self.decode_graphs!r})")
         if problems:
             raise ValueError("engine config error: " + "; ".join(problems))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from simpo_live.engine.attention import PrefillSegment, StepAttention, plan_decode
+from simpo_live.engine.decode_graph import DecodeGraphs
 from simpo_live.engine.kv_cache import RunCache, SlotCache
 from simpo_live.engine.sampler import sample
 from simpo_live.engine.scheduler import Batch
@@ -20,11 +21,13 @@ MIN_ROWS = 16
 
 
 class Runner:
-    def __init__(self, model: LlamaModel, cache: RunCache | SlotCache, decode_mode: str):
+    def __init__(self, model: LlamaModel, cache: RunCache | SlotCache, decode_mode: str,
+                 graphs: DecodeGraphs | None = None):
         self.model = model
         self.device = model.lm_head.weight.device
         self.decode_mode = decode_mode  # "batched" or "loop" (attention.py)
         self.cache = cache
+        self.graphs = graphs  # decode-only rounds go through these when set (decode_graph.py)
 
     def close(self) -> None:
         self.cache.free()
@@ -45,6 +48,29 @@ class Runner:
 
     @torch.inference_mode()
     def run(self, batch: Batch) -> tuple[list[int], list[float] | None]:
+        logits = self._decode_graph_logits(batch) if self.graphs is not None else None
+        if logits is None:
+            logits = self._logits(batch)
+        if logits is None:
+            return [], None  # only non-final prompt chunks ran: nothing to sample
+        sampled = batch.sampled
+        return sample(
+            logits,
+            params=[s.params for s in sampled],
+            seeds=[s.seed for s in sampled],
+            positions=[s.num_output_tokens for s in sampled],
+            want_logprobs=any(s.params.logprobs for s in sampled),
+        )
+
+    def _decode_graph_logits(self, batch: Batch) -> torch.Tensor | None:
+        if batch.prefill:
+            return None
+        return self.graphs.logits([seq.token_ids[-1] for seq in batch.decode],
+                                  [seq.num_tokens - 1 for seq in batch.decode],
+                                  [(seq.kv_start, seq.num_tokens) for seq in batch.decode])
+
+    def _logits(self, batch: Batch) -> torch.Tensor | None:
+        """Logits (R, V) of the rows that sample this round, decode rows first; None when no row samples."""
         token_ids, positions, attention = self._attention(batch)
         num_real = len(token_ids)
         num_rows = max(num_real, MIN_ROWS)
@@ -53,18 +79,10 @@ class Runner:
         pos = torch.zeros(1, num_rows, dtype=torch.long)
         pos[0, :num_real] = torch.tensor(positions)
         hidden = self.model.hidden_states(ids.to(self.device), pos.to(self.device), attention)  # (1, T, H)
-        sampled = batch.sampled
         rows = list(range(len(batch.decode)))
         rows += [seg.row_end - 1 for seg, chunk in zip(attention.prefill, batch.prefill) if chunk.is_last]
         if not rows:
-            return [], None  # only non-final prompt chunks ran: nothing to sample
+            return None
         padded_rows = rows + [0] * max(0, MIN_ROWS - len(rows))
         selected = hidden[0].index_select(0, torch.tensor(padded_rows, device=self.device))  # (R', H)
-        logits = self.model.lm_head(selected)[:len(rows)].float()  # (R, V)
-        return sample(
-            logits,
-            params=[s.params for s in sampled],
-            seeds=[s.seed for s in sampled],
-            positions=[s.num_output_tokens for s in sampled],
-            want_logprobs=any(s.params.logprobs for s in sampled),
-        )
+        return self.model.lm_head(selected)[:len(rows)].float()  # (R, V)

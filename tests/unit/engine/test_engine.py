@@ -201,3 +201,21 @@ def test_a_narrower_kv_cache_dtype_runs_and_keeps_lengths(tiny_model, prompts, r
         assert engine.kv_cache_bytes == engine.block_manager.pool_tokens * 2 * 2 * 2 * 16 * 2  # bf16: 2 bytes
     assert all(len(out[r.request_id]) == GREEDY.max_new_tokens for r in requests)
     assert out["p0"][:3] == reference["p0"][:3]  # rounding the cache to bf16 keeps the first greedy tokens
+
+
+@pytest.mark.parametrize("config", [dict(max_seqs=16), dict(max_seqs=3), dict(max_pages=12, page_size=8, max_seqs=5)])
+def test_bucketed_decode_rounds_keep_outputs(tiny_model, prompts, reference, config):
+    """The CUDA-graph decode path (static buffers, rows and contexts padded to buckets, padded rows on a scratch
+    position) run uncaptured on CPU: the same tokens as every other configuration."""
+    with Engine.from_model(tiny_model, None, EngineConfig(kv_layout="runs", decode_attention="batched",
+                                                          decode_graphs="on", **config)) as engine:
+        assert engine.runner.graphs is not None
+        out = {c.request_id: c.token_ids for c in engine.generate(requests_for(prompts))}
+        assert engine.runner.graphs.buckets  # decode-only rounds went through it
+    assert out == reference
+
+
+def test_decode_graphs_on_needs_batched_run_attention(tiny_model):
+    with pytest.raises(ValueError, match="decode_graphs 'on' needs batched decode attention"):
+        Engine.from_model(tiny_model, None, EngineConfig(kv_layout="runs", decode_attention="loop",
+                                                         decode_graphs="on"))
