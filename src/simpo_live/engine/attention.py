@@ -98,10 +98,11 @@ class StepAttention:
         q_fold = q.view(rows, num_kv_heads, num_heads // num_kv_heads, head_dim)  # GQA folded into query rows
         if plan.gather:
             cache_k, cache_v = self.cache.k[layer], self.cache.v[layer]
-            cache_k.index_copy_(1, plan.write_index, k.transpose(0, 1))  # cheaper than an index_put
-            cache_v.index_copy_(1, plan.write_index, v.transpose(0, 1))
-            keys = cache_k[:, plan.gather_index].transpose(0, 1)  # (B, Hkv, Lpad, D)
-            values = cache_v[:, plan.gather_index].transpose(0, 1)
+            cache_k.index_copy_(0, plan.write_index, k)  # (N, Hkv, D) pools; cheaper than an index_put
+            cache_v.index_copy_(0, plan.write_index, v)
+            shape = (rows, plan.gather_index.shape[1], num_kv_heads, head_dim)
+            keys = cache_k.index_select(0, plan.gather_index.view(-1)).view(shape).transpose(1, 2)  # (B, Hkv, L, D)
+            values = cache_v.index_select(0, plan.gather_index.view(-1)).view(shape).transpose(1, 2)
             out = F.scaled_dot_product_attention(q_fold, keys, values, attn_mask=plan.mask)
             return out.reshape(rows, num_heads, head_dim)
         out = q.new_empty(rows, num_heads, head_dim)

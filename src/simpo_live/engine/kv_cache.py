@@ -1,7 +1,8 @@
 """The KV cache tensors and their sizing. Two storages, matching the two placements of block_manager.py:
 
-- `RunCache` (page runs, CUDA): one flat pool per layer, k and v each (num_kv_heads, pool_tokens, head_dim); a
-  sequence's context is the view [kv_start, kv_start + length).
+- `RunCache` (page runs, CUDA): one flat pool per layer, k and v each (pool_tokens, num_kv_heads, head_dim),
+  token-major so that gathering contexts copies whole token rows (index_select); gathering along a middle
+  dimension of a head-major pool took 59% of an H200 decode round. A sequence's context is [kv_start, +length).
 - `SlotCache` (fixed slots, CPU): per layer, the slot positions are cut into chunks of `SLOT_CHUNK` tokens and
   chunk c of every slot lives in one tensor (num_slots, num_kv_heads, SLOT_CHUNK, head_dim). Decode attention
   then reads chunk c of a range of slots as one compact batch of small matrices, in place: oneDNN's bf16 bmm is
@@ -47,7 +48,7 @@ class RunCache:
     def __init__(self, args: ModelArgs, pool_tokens: int, dtype: torch.dtype, device: torch.device,
                  scratch_tokens: int = 0):
         # Scratch positions past the pool belong to no sequence (padded rows of decode_graph.py write there).
-        shape = (args.num_key_value_heads, pool_tokens + scratch_tokens, args.head_dim)  # (Hkv, N, D)
+        shape = (pool_tokens + scratch_tokens, args.num_key_value_heads, args.head_dim)  # (N, Hkv, D)
         self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.dtype = dtype
@@ -60,12 +61,13 @@ class RunCache:
     def write(self, layer: int, kv_start: int, position: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store k, v (n, Hkv, D) at positions [position, position + n) of the sequence at `kv_start`."""
         lo = kv_start + position
-        self.k[layer][:, lo:lo + k.shape[0]] = k.transpose(0, 1)
-        self.v[layer][:, lo:lo + v.shape[0]] = v.transpose(0, 1)
+        self.k[layer][lo:lo + k.shape[0]] = k
+        self.v[layer][lo:lo + v.shape[0]] = v
 
     def context(self, layer: int, kv_start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values (Hkv, length, D) of positions [0, length) of the sequence at `kv_start` (views)."""
-        return self.k[layer][:, kv_start:kv_start + length], self.v[layer][:, kv_start:kv_start + length]
+        end = kv_start + length
+        return self.k[layer][kv_start:end].transpose(0, 1), self.v[layer][kv_start:end].transpose(0, 1)
 
     def free(self) -> None:
         self.k, self.v = [], []
