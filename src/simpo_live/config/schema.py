@@ -41,6 +41,8 @@ class DataConfig(Section):
     """What to do with a pair over max_seq_len or max_prompt_len: 'error' names the row, 'drop' counts it."""
     split: str = "train"
     """Split to read from a saved `datasets` DatasetDict directory."""
+    validation_split: str | None = None
+    """Split to read from validation_path when it is a DatasetDict directory (e.g. test_prefs); unset: split."""
 
 
 class OptimizerConfig(Section):

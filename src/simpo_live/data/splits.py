@@ -32,7 +32,7 @@ def load_preference_data(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, se
     records = read_preference_records(cfg.train_path, cfg.split)
     if cfg.validation_path:
         train_records = records
-        validation_records = read_preference_records(cfg.validation_path, cfg.split)
+        validation_records = read_preference_records(cfg.validation_path, cfg.validation_split or cfg.split)
     else:
         train_records, validation_records = split_records(records, cfg.validation_split_fraction, seed)
 

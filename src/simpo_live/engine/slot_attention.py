@@ -111,7 +111,7 @@ def slot_decode_attention(cache: SlotCache, layer: int, plan: SlotDecodePlan, q:
         if index is None:
             out[lo:hi] += part
         else:
-            out.index_add_(0, index, part.float())
+            out.index_copy_(0, index, out.index_select(0, index) + part)  # index_add_ is ~5x slower here
     if plan.row_slots is not None:
         out = out.index_select(0, plan.row_slots)
     return out.view(rows, num_heads, head_dim)

@@ -51,3 +51,16 @@ def test_load_preference_data_with_validation_file_and_drops(tmp_path, write_jso
     data = load_preference_data(cfg, word_tokenizer, seed=0)
     assert (len(data.train), len(data.validation), data.num_dropped) == (6, 3, 1)
     assert data.validation[0].source.endswith("val.jsonl:1")
+
+
+def test_validation_split_of_one_dataset_dict(tmp_path, word_tokenizer):
+    """UltraFeedback's layout: train_prefs and test_prefs in one saved DatasetDict."""
+    import datasets
+
+    parts = {"train_prefs": rows(8), "test_prefs": rows(3)}
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()}).save_to_disk(tmp_path / "uf")
+    cfg = DataConfig(train_path=str(tmp_path / "uf"), validation_path=str(tmp_path / "uf"), split="train_prefs",
+                     validation_split="test_prefs", max_seq_len=64, max_prompt_len=32)
+    data = load_preference_data(cfg, word_tokenizer, seed=0)
+    assert (len(data.train), len(data.validation)) == (8, 3)
+    assert data.validation[0].source.endswith("[test_prefs]:row 0")
