@@ -4,11 +4,13 @@
         completions = engine.generate([Request("a", prompt_ids, SamplingParams(temperature=0, max_new_tokens=64))])
 
 Files follow nano-vllm: params (public types), sequence (per-sample state), block_manager (pages and placement),
-scheduler (who runs), attention (KV tensors + the model's attention backend), runner (one round on the model),
-sampler (seeded token choice), weights (the model itself, or its `compute_dtype` copy), engine (the wiring).
+scheduler (who runs), kv_cache (the KV tensors: chunk-major slots on CPU, token-major page runs on CUDA),
+attention (the model's attention backend for one round), slot_attention (CPU decode attention), decode_graph
+(CUDA graphs for decode-only rounds), runner (one round on the model), sampler (seeded token choice), weights (the
+model itself, or its `compute_dtype` copy), engine (the wiring).
 On CPU a sample's tokens do not depend on its batch-mates, batch size, request order, page size or memory
 pressure (tested, fp32 and `compute_dtype=torch.bfloat16`); on CUDA that is not guaranteed (GEMM kernels are
-chosen by shape). For speed on CPU use `EngineConfig(compute_dtype=torch.bfloat16)` (~1.4x at 256x512, its
+chosen by shape). For speed on CPU use `EngineConfig(compute_dtype=torch.bfloat16)` (~1.5x at 256 x 512; its
 tokens differ from fp32's).
 """
 
