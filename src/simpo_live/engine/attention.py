@@ -46,7 +46,32 @@ class RowDecodePlan:
         return len(self.spans)
 
 
-DecodePlan = RowDecodePlan | SlotDecodePlan
+@dataclass
+class SlotViewPlan:
+    """Decode rows over a token-major pool placed in fixed slots (kv_layout "strided_slots"): slots [0, num_slots)
+    viewed as (slots, Hkv, padded_len, D) with no copy; row i is the sequence in slot row_slots[i]."""
+
+    num_slots: int
+    padded_len: int
+    row_slots: torch.Tensor  # (B,)
+    write_index: torch.Tensor  # (B,) pool position of each row's new token
+    mask: torch.Tensor  # (num_slots, 1, 1, padded_len) True where attended; idle slots see position 0 only
+
+    @property
+    def num_rows(self) -> int:
+        return self.row_slots.shape[0]
+
+
+def slot_view_plan(row_slots: torch.Tensor, lengths: torch.Tensor, num_slots: int, padded_len: int,
+                   slot_len: int) -> SlotViewPlan:
+    """Built from device tensors only, so a CUDA graph can build it from its static inputs (decode_graph.py)."""
+    slot_lengths = torch.ones(num_slots, dtype=lengths.dtype, device=lengths.device).index_copy_(0, row_slots, lengths)
+    offsets = torch.arange(padded_len, device=lengths.device)
+    mask = (offsets < slot_lengths.unsqueeze(-1)).view(num_slots, 1, 1, padded_len)
+    return SlotViewPlan(num_slots, padded_len, row_slots, row_slots * slot_len + lengths - 1, mask)
+
+
+DecodePlan = RowDecodePlan | SlotDecodePlan | SlotViewPlan
 
 
 def plan_decode(cache: RunCache | SlotCache, spans: list[tuple[int, int]], mode: str) -> DecodePlan:
@@ -56,6 +81,11 @@ def plan_decode(cache: RunCache | SlotCache, spans: list[tuple[int, int]], mode:
     if isinstance(cache, SlotCache):
         return plan_slot_decode(cache, [where for where, _ in spans], [n for _, n in spans])
     device = cache.k[0].device
+    if cache.slot_len:
+        slots = [start // cache.slot_len for start, _ in spans]
+        padded_len = min(-(-max(n for _, n in spans) // 16) * 16, cache.slot_len)  # multiples of 16: equal rows
+        return slot_view_plan(torch.tensor(slots, device=device), torch.tensor([n for _, n in spans], device=device),
+                              max(slots) + 1, padded_len, cache.slot_len)
     padded_len = -(-max(n for _, n in spans) // 16) * 16  # any multiple of 16 gives equal rows on CPU
     offsets = torch.arange(padded_len, device=device)
     starts = torch.tensor([start for start, _ in spans], device=device).unsqueeze(-1)
@@ -82,6 +112,8 @@ class StepAttention:
             rows = self.decode.num_rows
             if isinstance(self.decode, SlotDecodePlan):
                 pieces.append(slot_decode_attention(self.cache, layer, self.decode, q[:rows], k[:rows], v[:rows]))
+            elif isinstance(self.decode, SlotViewPlan):
+                pieces.append(self._decode_slot_view(layer, q[:rows], k[:rows], v[:rows]))
             else:
                 pieces.append(self._decode_rows(layer, q[:rows], k[:rows], v[:rows]))
         for seg in self.prefill:
@@ -111,6 +143,24 @@ class StepAttention:
             keys, values = self.cache.context(layer, where, length)
             out[i] = F.scaled_dot_product_attention(q_fold[i], keys, values).view(num_heads, head_dim)
         return out
+
+    def _decode_slot_view(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        plan = self.decode
+        rows, num_heads, head_dim = q.shape
+        num_kv_heads = k.shape[1]
+        cache_k, cache_v = self.cache.k[layer], self.cache.v[layer]
+        cache_k.index_copy_(0, plan.write_index, k)
+        cache_v.index_copy_(0, plan.write_index, v)
+        q_fold = q.view(rows, num_kv_heads, num_heads // num_kv_heads, head_dim)  # GQA folded into query rows
+        q_slots = q.new_zeros(plan.num_slots, *q_fold.shape[1:]).index_copy_(0, plan.row_slots, q_fold)
+
+        def slot_view(pool: torch.Tensor) -> torch.Tensor:  # (N, Hkv, D) -> (slots, Hkv, padded_len, D), no copy
+            extent = plan.num_slots * self.cache.slot_len
+            return pool[:extent].view(plan.num_slots, self.cache.slot_len, num_kv_heads, head_dim)[
+                :, :plan.padded_len].transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(q_slots, slot_view(cache_k), slot_view(cache_v), attn_mask=plan.mask)
+        return out.index_select(0, plan.row_slots).reshape(rows, num_heads, head_dim)
 
     def _prefill(self, layer: int, seg: PrefillSegment, q, k, v) -> torch.Tensor:
         n = seg.row_end - seg.row_start

@@ -84,6 +84,7 @@ class PageSlots:
     def __init__(self, num_pages: int, page_size: int, num_slots: int, slot_pages: int):
         self.num_pages = num_pages
         self.page_size = page_size
+        self.num_slots = num_slots
         self.slot_tokens = slot_pages * page_size
         self.pool_tokens = num_slots * self.slot_tokens
         self._reserved_pages = 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.attention import RowDecodePlan, StepAttention
+from simpo_live.engine.attention import RowDecodePlan, StepAttention, slot_view_plan
 from simpo_live.engine.kv_cache import RunCache
 from simpo_live.model.llama import LlamaModel
 
@@ -59,11 +59,16 @@ class BucketForward:
         self.lengths.copy_(host[3])
 
     def __call__(self) -> torch.Tensor:
-        starts, lengths = self.starts.unsqueeze(-1), self.lengths.unsqueeze(-1)
-        plan = RowDecodePlan(spans=[(self.scratch, 1)] * self.rows, gather=True,
-                             write_index=starts.squeeze(-1) + self.lengths - 1,
-                             gather_index=starts + torch.minimum(self.offsets, lengths - 1),
-                             mask=(self.offsets < lengths).view(self.rows, 1, 1, self.context))
+        slot_len = self.cache.slot_len
+        if slot_len:  # strided slots: attend over every slot incl. the scratch one, a view of the whole pool
+            plan = slot_view_plan(torch.div(self.starts, slot_len, rounding_mode="floor"), self.lengths,
+                                  self.scratch // slot_len + 1, min(self.context, slot_len), slot_len)
+        else:
+            starts, lengths = self.starts.unsqueeze(-1), self.lengths.unsqueeze(-1)
+            plan = RowDecodePlan(spans=[(self.scratch, 1)] * self.rows, gather=True,
+                                 write_index=starts.squeeze(-1) + self.lengths - 1,
+                                 gather_index=starts + torch.minimum(self.offsets, lengths - 1),
+                                 mask=(self.offsets < lengths).view(self.rows, 1, 1, self.context))
         hidden = self.model.hidden_states(self.token_ids, self.positions, StepAttention(self.cache, plan, []))
         self.logits = self.model.lm_head(hidden[0]).float()
         return self.logits

@@ -50,30 +50,40 @@ def kv_cache_pages(config: EngineConfig, model: LlamaModel, max_seq_len: int, dt
     return max(1, min(useful, int(free_memory_bytes(device) * config.hbm_utilization) // page_bytes))
 
 
+def fixed_slots(config: EngineConfig, num_pages: int, max_seq_len: int) -> PageSlots:
+    """Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them."""
+    slot_pages = min(num_pages, -(-max_seq_len // config.page_size))
+    return PageSlots(num_pages, config.page_size, min(config.max_seqs, num_pages // slot_pages), slot_pages)
+
+
 def build_storage(config: EngineConfig, model: LlamaModel, num_pages: int, max_seq_len: int, dtype: torch.dtype,
                   device: torch.device) -> tuple[PageSlots | PageRuns, SlotCache | RunCache, str, DecodeGraphs | None]:
-    """The placement, KV tensors, decode mode and decode graphs for `config` on `device`: slots on CPU, page runs
-    with gathered batched decode (and CUDA graphs) on CUDA, unless the config says otherwise."""
+    """The placement, KV tensors, decode mode and decode graphs for `config` on `device`: chunk-major slots on CPU,
+    page runs with gathered batched decode (and CUDA graphs) on CUDA, unless the config says otherwise."""
     layout = config.kv_layout if config.kv_layout != "auto" else ("runs" if device.type == "cuda" else "slots")
     mode = "loop" if config.decode_attention == "loop" else "batched"
     if layout == "slots":
         if config.decode_graphs == "on":
-            raise ValueError("engine config error: decode_graphs 'on' needs kv_layout 'runs' (got 'slots')")
-        # Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them.
-        slot_pages = min(num_pages, -(-max_seq_len // config.page_size))
-        num_slots = min(config.max_seqs, num_pages // slot_pages)
-        placement = PageSlots(num_pages, config.page_size, num_slots, slot_pages)
-        return placement, SlotCache(model.args, num_slots, placement.slot_tokens, dtype, device), mode, None
-    placement = PageRuns(num_pages, config.page_size)
-    if config.decode_attention == "auto" and device.type != "cuda":
-        mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
+            raise ValueError("engine config error: decode_graphs 'on' needs kv_layout 'runs' or 'strided_slots' "
+                             "(got 'slots')")
+        placement = fixed_slots(config, num_pages, max_seq_len)
+        return placement, SlotCache(model.args, placement.num_slots, placement.slot_tokens, dtype, device), mode, None
+    if layout == "strided_slots":
+        placement = fixed_slots(config, num_pages, max_seq_len)
+        slot_len = placement.slot_tokens
+    else:
+        placement, slot_len = PageRuns(num_pages, config.page_size), 0
+        if config.decode_attention == "auto" and device.type != "cuda":
+            mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
     wanted = config.decode_graphs == "on" or (config.decode_graphs == "auto" and device.type == "cuda")
     if config.decode_graphs == "on" and mode != "batched":
-        raise ValueError("engine config error: decode_graphs 'on' needs batched decode attention with kv_layout "
-                         f"'runs' (got decode_attention {config.decode_attention!r})")
+        raise ValueError("engine config error: decode_graphs 'on' needs batched decode attention "
+                         f"(got decode_attention {config.decode_attention!r})")
     use_graphs = wanted and mode == "batched"
     pool = placement.pool_tokens
-    cache = RunCache(model.args, pool, dtype, device, scratch_tokens=1 if use_graphs else 0)
+    # Graph rounds pad rows onto scratch past the pool: one position, or a whole slot (slot views need the stride).
+    scratch = (slot_len or 1) if use_graphs else 0
+    cache = RunCache(model.args, pool, dtype, device, scratch_tokens=scratch, slot_len=slot_len)
     graphs = DecodeGraphs(model, cache, pool, MIN_ROWS, capture=device.type == "cuda") if use_graphs else None
     return placement, cache, mode, graphs
 

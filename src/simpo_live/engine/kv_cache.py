@@ -46,13 +46,17 @@ class RunCache:
     a layer out of a stacked cache misbehaves under torch.compile, research section 2.6)."""
 
     def __init__(self, args: ModelArgs, pool_tokens: int, dtype: torch.dtype, device: torch.device,
-                 scratch_tokens: int = 0):
+                 scratch_tokens: int = 0, slot_len: int = 0):
         # Scratch positions past the pool belong to no sequence (padded rows of decode_graph.py write there).
         shape = (pool_tokens + scratch_tokens, args.num_key_value_heads, args.head_dim)  # (N, Hkv, D)
-        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
-        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
+        # Slot views read (masked) positions past a sequence's length: they must hold finite numbers, as a masked
+        # key still adds 0 * value. Gathers clamp to written positions, so run placement can leave memory as is.
+        make = torch.zeros if slot_len else torch.empty
+        self.k = [make(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
+        self.v = [make(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
         self.dtype = dtype
         self.num_bytes = kv_bytes_per_token(args, dtype) * pool_tokens
+        self.slot_len = slot_len  # > 0: sequences sit in fixed slots of this many positions (strided_slots)
 
     def locate(self, kv_start: int) -> int:
         """The handle `write` and `context` take for the sequence at pool offset `kv_start`: the offset itself."""

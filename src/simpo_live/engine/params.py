@@ -33,7 +33,10 @@ class EngineConfig:
     # bf16 attention path), outputs differ from fp32 in the last bits and so can differ in tokens; still
     # batch-invariant on CPU. Off by default so greedy outputs match an fp32 reference exactly.
     compute_dtype: torch.dtype | None = None
-    kv_layout: Literal["auto", "slots", "runs"] = "auto"  # auto: slots on CPU, runs on CUDA (block_manager.py)
+    # auto: slots on CPU, runs on CUDA. slots: fixed slots, chunk-major storage (CPU decode path); runs: page runs,
+    # decode gathers contexts; strided_slots: fixed slots in a token-major pool, decode attends over a strided view
+    # of it with no gather (more memory: every slot reserves max_seq_len; kv_cache.py, attention.py).
+    kv_layout: Literal["auto", "slots", "runs", "strided_slots"] = "auto"
     decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
     # Decode-only rounds over bucketed static buffers, captured as CUDA graphs (decode_graph.py). auto: on CUDA
     # with the runs layout and batched attention; "on" also runs the bucketed path on CPU, uncaptured (tests).
@@ -50,8 +53,8 @@ class EngineConfig:
             problems.append(f"max_seq_len must be >= 2 or None (got {self.max_seq_len})")
         if not 0.0 < self.hbm_utilization <= 1.0:
             problems.append(f"hbm_utilization must be in (0, 1] (got {self.hbm_utilization})")
-        if self.kv_layout not in ("auto", "slots", "runs"):
-            problems.append(f"kv_layout must be auto, slots or runs (got {self.kv_layout!r})")
+        if self.kv_layout not in ("auto", "slots", "runs", "strided_slots"):
+            problems.append(f"kv_layout must be auto, slots, runs or strided_slots (got {self.kv_layout!r})")
         if self.decode_attention not in ("auto", "loop", "batched"):
             problems.append(f"decode_attention must be auto, loop or batched (got {self.decode_attention!r})")
         if self.decode_graphs not in ("auto", "on", "off"):

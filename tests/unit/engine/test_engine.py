@@ -54,6 +54,8 @@ def test_greedy_matches_uncached_forward(tiny_model, prompts, reference):
     dict(kv_layout="runs", decode_attention="batched", max_pages=12, page_size=8, max_seqs=5),  # fragmentation
     dict(kv_layout="runs", decode_attention="loop", max_seqs=4),
     dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
+    dict(kv_layout="strided_slots"), dict(kv_layout="strided_slots", max_seqs=3, page_size=8),  # slot views
+    dict(kv_layout="strided_slots", max_pages=30, page_size=8, max_seq_len=88),
 ])
 def test_outputs_do_not_depend_on_batching_paging_or_pressure(tiny_model, prompts, reference, config):
     assert run(tiny_model, requests_for(prompts), **config) == reference
@@ -203,12 +205,15 @@ def test_a_narrower_kv_cache_dtype_runs_and_keeps_lengths(tiny_model, prompts, r
     assert out["p0"][:3] == reference["p0"][:3]  # rounding the cache to bf16 keeps the first greedy tokens
 
 
-@pytest.mark.parametrize("config", [dict(max_seqs=16), dict(max_seqs=3), dict(max_pages=12, page_size=8, max_seqs=5)])
+@pytest.mark.parametrize("config", [dict(max_seqs=16), dict(max_seqs=3), dict(max_pages=12, page_size=8, max_seqs=5),
+                                    dict(max_seqs=16, kv_layout="strided_slots"),
+                                    dict(max_seqs=3, page_size=8, kv_layout="strided_slots")])
 def test_bucketed_decode_rounds_keep_outputs(tiny_model, prompts, reference, config):
     """The CUDA-graph decode path (static buffers, rows and contexts padded to buckets, padded rows on a scratch
-    position) run uncaptured on CPU: the same tokens as every other configuration."""
-    with Engine.from_model(tiny_model, None, EngineConfig(kv_layout="runs", decode_attention="batched",
-                                                          decode_graphs="on", **config)) as engine:
+    position or slot) run uncaptured on CPU: the same tokens as every other configuration."""
+    config = {"kv_layout": "runs", **config}
+    with Engine.from_model(tiny_model, None, EngineConfig(decode_attention="batched", decode_graphs="on",
+                                                          **config)) as engine:
         assert engine.runner.graphs is not None
         out = {c.request_id: c.token_ids for c in engine.generate(requests_for(prompts))}
         assert engine.runner.graphs.buckets  # decode-only rounds went through it
