@@ -66,7 +66,8 @@ def run_engine(model, prompts, new_tokens, args) -> dict:
     longest = max(len(p) for p in prompts) + new_tokens
     config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_tokens_per_round=args.round_tokens,
                           max_seq_len=longest, compute_dtype=getattr(torch, args.engine_dtype) if args.engine_dtype
-                          else None, decode_graphs=getattr(args, "decode_graphs", "auto"))
+                          else None, decode_graphs=getattr(args, "decode_graphs", "auto"),
+                          kv_layout=getattr(args, "kv_layout", "auto"))
     params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
               for i in range(len(prompts))]
     with Engine.from_model(model, None, config) as engine:
@@ -149,6 +150,8 @@ def main() -> None:
                              "in this dtype while HF keeps --dtype; default: the same as --dtype")
     parser.add_argument("--decode-graphs", choices=["auto", "on", "off"], default="auto",
                         help="EngineConfig.decode_graphs (CUDA graphs for decode-only rounds; auto: on CUDA)")
+    parser.add_argument("--kv-layout", choices=["auto", "slots", "runs", "strided_slots"], default="auto",
+                        help="EngineConfig.kv_layout")
     parser.add_argument("--max-seqs", type=int, default=256)
     parser.add_argument("--page-size", type=int, default=16)
     parser.add_argument("--round-tokens", type=int, default=2048, help="engine max_tokens_per_round")

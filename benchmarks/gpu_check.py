@@ -18,10 +18,11 @@ from simpo_live.engine import Engine, EngineConfig, Request, SamplingParams
 from simpo_live.engine.kv_cache import kv_bytes_per_token
 
 
-def decode_bandwidth(model, prompts, new_tokens, args, decode_graphs: str) -> dict:
+def decode_bandwidth(model, prompts, new_tokens, args, variant: str) -> dict:
     """Time decode-only engine steps (no prefill in the round) and the bytes they must read."""
+    layout, graphs = variant.split(":")
     config = EngineConfig(max_seqs=args.max_seqs, page_size=args.page_size, max_seq_len=1024,
-                          max_tokens_per_round=args.round_tokens, decode_graphs=decode_graphs)
+                          max_tokens_per_round=args.round_tokens, decode_graphs=graphs, kv_layout=layout)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_token_bytes = kv_bytes_per_token(model.args, next(model.parameters()).dtype)
     records = []
@@ -44,7 +45,7 @@ def decode_bandwidth(model, prompts, new_tokens, args, decode_graphs: str) -> di
     records.sort()
     step_sec, batch, context = records[len(records) // 2]  # the median decode step
     read = weight_bytes + context * kv_token_bytes
-    return {"decode_graphs": decode_graphs, "decode_steps_timed": len(records), "median_decode_step_ms": round(step_sec * 1e3, 2),
+    return {"variant": variant, "decode_steps_timed": len(records), "median_decode_step_ms": round(step_sec * 1e3, 2),
             "median_step_batch": batch, "median_step_context_tokens": context,
             "bytes_read_per_step_gb": round(read / 1e9, 3), "achieved_tb_s": round(read / step_sec / 1e12, 3),
             "hbm_share": round(read / step_sec / (args.peak_tb_s * 1e12), 3)}
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--peak-tb-s", type=float, default=None, help="HBM peak; default: 4.8 on H200, 3.35 on H100")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--bandwidth-tokens", type=int, default=128)
+    parser.add_argument("--variants", default="runs:off,runs:auto,strided_slots:auto",
+                        help="engine variants KV_LAYOUT:DECODE_GRAPHS, all measured in the same run")
     parser.add_argument("--skip-workloads", action="store_true", help="only the bandwidth and greedy checks")
     parser.add_argument("--skip-checks", action="store_true", help="only the workloads (no graph, bandwidth or "
                                                                     "greedy checks)")
@@ -77,7 +80,7 @@ def main() -> None:
     if not args.skip_checks:
         try:
             prompts = bench.make_prompts(64, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
-            print(json.dumps(graph_agreement(ours, prompts)), flush=True)
+            print(json.dumps(variant_agreement(ours, prompts, args.variants.split(","))), flush=True)
         except Exception:
             traceback.print_exc()
     for name in [] if args.skip_workloads else args.workloads.split(","):
@@ -86,15 +89,14 @@ def main() -> None:
             prompts = bench.make_prompts(num_prompts, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
             result = {"workload": name, "prompts": num_prompts, "new_tokens": new_tokens, "model": args.model_size,
                       "dtype": "bfloat16", "max_seqs": args.max_seqs}
-            args.decode_graphs = "off"  # eager decode first, then with CUDA graphs (auto), same run
-            eager = bench.run_engine(ours, prompts, new_tokens, args)
-            result.update({"eager_" + k: v for k, v in eager.items()})
-            args.decode_graphs = "auto"
-            result.update(bench.run_engine(ours, prompts, new_tokens, args))
+            for variant in args.variants.split(","):  # every engine variant in the same run, then HF once
+                args.kv_layout, args.decode_graphs = variant.split(":")
+                engine = bench.run_engine(ours, prompts, new_tokens, args)
+                result.update({f"{variant}_{k}": v for k, v in engine.items()})
             print(json.dumps(result), flush=True)  # engine figures survive a slow or failing HF side
             result.update(bench.run_hf(hf, prompts, new_tokens, args))
-            result["ratio"] = round(result["engine_tok_s"] / result["hf_tok_s"], 2)
-            result["ratio_eager"] = round(result["eager_engine_tok_s"] / result["hf_tok_s"], 2)
+            for variant in args.variants.split(","):
+                result[f"{variant}_ratio"] = round(result[f"{variant}_engine_tok_s"] / result["hf_tok_s"], 2)
             print(json.dumps(result), flush=True)
         except Exception:  # one failed workload must not cost the others (one GPU run only)
             traceback.print_exc()
@@ -102,31 +104,32 @@ def main() -> None:
         return
     try:
         prompts = bench.make_prompts(256, 16, 64, bench.MODELS[args.model_size]["vocab_size"])
-        for graphs in ("auto", "off"):
+        for variant in args.variants.split(","):
             print(json.dumps({"bandwidth_workload": f"256 prompts x {args.bandwidth_tokens} tokens",
                               "kv_bytes": "each context read once (the gather copy is not counted)",
-                              **decode_bandwidth(ours, prompts, args.bandwidth_tokens, args, graphs)}), flush=True)
+                              **decode_bandwidth(ours, prompts, args.bandwidth_tokens, args, variant)}), flush=True)
         print(json.dumps(greedy_agreement(hf, ours, prompts[:8], args)), flush=True)
     except Exception:
         traceback.print_exc()
 
 
-def graph_agreement(ours, prompts) -> dict:
-    """Greedy tokens with and without CUDA graphs (bf16: GEMM kernels may differ with the padded row count)."""
-    outputs, seconds = {}, {}
-    for graphs in ("off", "auto"):
-        config = EngineConfig(max_seq_len=256, decode_graphs=graphs)
-        with Engine.from_model(ours, None, config) as engine:
+def variant_agreement(ours, prompts, variants: list[str]) -> dict:
+    """Greedy tokens of each engine variant against the first (bf16: GEMM kernels may differ with the row count)."""
+    outputs, seconds, buckets = {}, {}, {}
+    for variant in variants:
+        layout, graphs = variant.split(":")
+        with Engine.from_model(ours, None, EngineConfig(max_seq_len=256, decode_graphs=graphs,
+                                                        kv_layout=layout)) as engine:
             start = time.perf_counter()
-            outputs[graphs] = [c.token_ids for c in engine.generate(
+            outputs[variant] = [c.token_ids for c in engine.generate(
                 [Request(i, p, SamplingParams(temperature=0, max_new_tokens=32, ignore_eos=True))
                  for i, p in enumerate(prompts)])]
-            seconds[graphs] = round(time.perf_counter() - start, 3)
-            if graphs == "auto":
-                buckets = sorted(engine.runner.graphs.buckets) if engine.runner.graphs else []
-    equal = [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), 32)
-             for x, y in zip(outputs["off"], outputs["auto"])]
-    return {"graphs_vs_eager_leading_equal_tokens": equal, "seconds": seconds, "graph_buckets": buckets}
+            seconds[variant] = round(time.perf_counter() - start, 3)
+            buckets[variant] = sorted(engine.runner.graphs.buckets) if engine.runner.graphs else []
+    first = outputs[variants[0]]
+    equal = {v: [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), 32) for x, y in zip(first, outputs[v])]
+             for v in variants[1:]}
+    return {"leading_equal_tokens_vs_" + variants[0]: equal, "seconds": seconds, "graph_buckets": buckets}
 
 
 def greedy_agreement(hf, ours, prompts, args) -> dict:
