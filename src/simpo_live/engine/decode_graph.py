@@ -73,10 +73,9 @@ class BucketForward:
         self.logits = self.model.lm_head(hidden[0]).float()
         return self.logits
 
-    def capture(self, pool) -> None:
+    def capture(self, pool, stream: torch.cuda.Stream) -> None:
         """Record the forward into a CUDA graph (after warm-up runs on a side stream, as CUDA graphs require).
         The inputs must already hold the current round: warm-up writes its keys and values, as replay will."""
-        stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):
@@ -94,7 +93,18 @@ class DecodeGraphs:
         self.model, self.cache, self.scratch, self.min_rows = model, cache, scratch, min_rows
         self.capture = capture
         self.pool = torch.cuda.graph_pool_handle() if capture else None
+        # One side stream for every warm-up and capture: cuBLAS keeps a workspace per stream it has run on.
+        self.stream = torch.cuda.Stream() if capture else None
         self.buckets: dict[tuple[int, int], BucketForward] = {}
+
+    def close(self) -> None:
+        """Drop the graphs (their memory pool goes with them) and the cuBLAS workspaces their streams made, so an
+        eval leaves allocated memory where it found it."""
+        captured = any(forward.graph is not None for forward in self.buckets.values())
+        self.buckets.clear()
+        if captured and hasattr(torch._C, "_cuda_clearCublasWorkspaces"):
+            torch.cuda.synchronize()
+            torch._C._cuda_clearCublasWorkspaces()
 
     def logits(self, token_ids: list[int], positions: list[int], spans: list[tuple[int, int]]) -> torch.Tensor:
         """Logits (B, vocab) of a decode-only round: row i is token_ids[i] at positions[i], its sequence's
@@ -107,7 +117,7 @@ class DecodeGraphs:
             forward = self.buckets[key] = BucketForward(self.model, self.cache, rows, context, self.scratch)
             forward.load(token_ids, positions, spans)
             if self.capture:
-                forward.capture(self.pool)
+                forward.capture(self.pool, self.stream)
         else:
             forward.load(token_ids, positions, spans)
         if forward.graph is not None:

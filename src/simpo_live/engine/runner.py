@@ -31,6 +31,9 @@ class Runner:
 
     def close(self) -> None:
         self.cache.free()
+        if self.graphs is not None:
+            self.graphs.close()
+            self.graphs = None
 
     def _attention(self, batch: Batch) -> tuple[list[int], list[int], StepAttention]:
         """Packed token ids and positions (decode rows, then prefill chunks), and the step's attention backend."""
