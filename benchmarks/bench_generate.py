@@ -178,7 +178,8 @@ def main() -> None:
         prompts = make_prompts(num_prompts, lo, hi, MODELS[args.model_size]["vocab_size"])
         result = {"workload": name, "prompts": num_prompts, "new_tokens": new_tokens, "prompt_len": [lo, hi],
                   "model": args.model_size, "params": ours.num_parameters(), "device": args.device,
-                  "dtype": args.dtype, "engine_dtype": args.engine_dtype or args.dtype, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
+                  "dtype": args.dtype, "engine_dtype": args.engine_dtype or args.dtype,
+                  "kv_layout": args.kv_layout, "threads": torch.get_num_threads(), "max_seqs": args.max_seqs,
                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
                   "host": platform.node(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         if not args.skip_engine:

@@ -33,9 +33,9 @@ class EngineConfig:
     # bf16 attention path), outputs differ from fp32 in the last bits and so can differ in tokens; still
     # batch-invariant on CPU. Off by default so greedy outputs match an fp32 reference exactly.
     compute_dtype: torch.dtype | None = None
-    # auto: slots on CPU, strided_slots on CUDA. slots: fixed slots, chunk-major storage (CPU decode path); runs: page runs,
-    # decode gathers contexts; strided_slots: fixed slots in a token-major pool, decode attends over a strided view
-    # of it with no gather (more memory: every slot reserves max_seq_len; kv_cache.py, attention.py).
+    # auto: slots on CPU, strided_slots on CUDA. slots: fixed slots, chunk-major storage (the CPU decode path);
+    # runs: page runs, decode gathers contexts; strided_slots: fixed slots in a token-major pool, decode attends
+    # over a strided view of it with no gather (every slot reserves max_seq_len; kv_cache.py, attention.py).
     kv_layout: Literal["auto", "slots", "runs", "strided_slots"] = "auto"
     decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
     # Decode-only rounds over bucketed static buffers, captured as CUDA graphs (decode_graph.py). auto: on CUDA
