@@ -182,9 +182,9 @@ def test_bad_sampling_values_are_rejected_at_construction():
         EngineConfig(hbm_utilization=1.5)
 
 
-def test_contexts_crossing_the_loop_threshold_keep_their_outputs(tiny_model_factory):
-    """A 1010-token prompt decodes past LOOP_MIN_CONTEXT (batched slot read -> per-sequence loop) beside short
-    prompts; its slot must never be cleared under it, and its tokens must equal the uncached forward pass."""
+def test_a_long_context_beside_short_ones_keeps_its_outputs(tiny_model_factory):
+    """A 1010-token prompt (16 position chunks, read alone past the short prompts' chunks, gathered when sparse)
+    decodes beside short prompts: its tokens equal its run alone and the uncached forward pass."""
     model = tiny_model_factory(seed=2, max_position_embeddings=1100)
     g = torch.Generator().manual_seed(5)
     prompts = [torch.randint(8, 128, (n,), generator=g).tolist() for n in (1010, 3, 40, 7)]
