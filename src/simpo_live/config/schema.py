@@ -168,7 +168,16 @@ class InferenceEvalConfig(Section):
     on_error: Literal["raise", "warn"] = "raise"
     """On a failed eval: stop the run, or record the error and keep training."""
     scorer: str | None = None
-    """'module:function' called per row (dict) returning a float; its mean is logged."""
+    """'module:function' called per row (dict) returning a float; its mean is logged (and win rates use it when no
+    reward_model is set)."""
+    reward_model: str | None = None
+    """Local Hugging Face sequence-classification reward model (one output) scoring every row after generation, in
+    its own chat template; win rates against the baseline eval use its scores. 'bundled:NAME' names one in
+    simpo_live/assets."""
+    reward_model_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Reward model weights: auto is bf16 on CUDA and fp32 on CPU."""
+    reward_batch_tokens: int = Field(16384, ge=1)
+    """Token budget of one scoring batch (rows x the longest row; rows are sorted by length first)."""
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
 

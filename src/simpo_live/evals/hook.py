@@ -27,6 +27,8 @@ from simpo_live.evals.generation import host_file_name
 from simpo_live.evals.isolation import generate_in_subprocess
 from simpo_live.evals.memory import memory_reading
 from simpo_live.evals.probe import probe_weight_handoff
+from simpo_live.evals.quality import eval_console_line, reward_statistics, scored_entry, win_rate_metrics, write_scores
+from simpo_live.evals.reward import RewardModelInfo, add_rewards, reward_dtype
 from simpo_live.evals.scorer import Scorer, score_rows
 from simpo_live.evals.stats import HostStats, summarize_hosts
 
@@ -43,12 +45,15 @@ class HostResult:
     error: str | None = None
     probe: dict[str, float] | None = None
     samples: list[dict[str, Any]] | None = None
+    scored: list[dict[str, Any]] | None = None  # quality.scored_entry per row: a few numbers, for win rates
 
 
 class InferenceEvalHook:
     def __init__(self, session, prompts: list[str], scorer: Scorer | None, reference_lengths: dict[str, list[int]],
-                 max_seq_len: int):
+                 max_seq_len: int, schedule: list[int], reward_model: RewardModelInfo | None = None):
         cfg = session.cfg.inference_eval
+        self.schedule = schedule  # every eval step of the run; the first is the baseline win rates compare against
+        self.reward_model = reward_model
         self.max_seq_len = max_seq_len  # longest prompt + max_new_tokens: KV slots no longer than needed
         self.cfg = cfg
         self.prompts = prompts
@@ -98,37 +103,69 @@ class InferenceEvalHook:
         if (step_dir / "summary.json").is_file():
             return None  # finished before a resume: already summarised and logged
         metrics = summarize_hosts([r.stats for r in results], self.reference_lengths)
+        entries = [entry for r in results for entry in r.scored or []]
+        metrics.update(reward_statistics(entries))
+        write_scores(step_dir, entries)  # before the win rates: this step may be its own baseline
+        win_rates, against = win_rate_metrics(step, entries, self.schedule, self.output_dir)
+        metrics.update(win_rates)
         metrics["total_callback_time_sec"] = time.perf_counter() - began
         metrics.update({f"memory_before_{k}": v for k, v in memory_before.items()})
         metrics.update({f"memory_after_{k}": v for k, v in memory_reading(session.device).items()})
         summary = {"step": step, "config_digest": self.digest, "metrics": metrics,
+                   "score_source": self.score_source(), "compared_against": against,
+                   "reward_model": self.reward_model.provenance() if self.reward_model else None,
                    "probe": results[0].probe, "hosts": [r.stats.to_dict() for r in results],
                    "reference_lengths": self.reference_lengths}
         with atomic_write(step_dir / "summary.json") as f:
             json.dump(summary, f, indent=1)
         session.tracker.log_table("inference_eval/samples", results[0].samples or [], step)
+        self.announce(session, eval_console_line(step, metrics))
         return {PREFIX + k: v for k, v in metrics.items()}
+
+    def score_source(self) -> str | None:
+        if self.reward_model is not None:
+            return "reward_model"
+        return "scorer" if self.scorer is not None else None
+
+    @staticmethod
+    def announce(session, line: str) -> None:
+        """The leader's one line per eval, above the progress bar when there is one."""
+        if session.progress is not None and session.progress.enabled:
+            session.progress.write(line)
+        else:
+            print(line, flush=True)
 
     def run_host(self, session, step_dir: Path) -> HostResult:
         rank = session.rank
         start, end = self.my_slice(rank)
         stats = HostStats(rank.rank)
         probe = None
+        done = is_host_done(step_dir, rank.rank, rank.world_size)
         # Under FSDP gathering the replica is a collective, so every rank enters this, finished file or not.
         with inference_replica(session.raw_model, self.engine_dtype(session.device)) as model:
-            if is_host_done(step_dir, rank.rank, rank.world_size):
+            if done:
                 text = (step_dir / host_file_name(rank.rank, rank.world_size)).read_text(encoding="utf-8")
                 rows = [json.loads(line) for line in text.splitlines() if line]
             else:
                 rows, probe = self.generate(session, model, start, end, stats, step_dir)
-                score_rows(rows, self.scorer)
-                write_host_file(step_dir, rows, rank.rank, rank.world_size)
+        if not done:  # the replica and the engine are gone: the reward model takes their memory
+            self.score(rows, session.device, stats)
+            write_host_file(step_dir, rows, rank.rank, rank.world_size)
         for row in rows:
             stats.add_row(row, row.get("score"))
         keep = ("global_prompt_index", "sample_index", "prompt", "generated_text", "finish_reason",
-                "generated_token_count", "score")
+                "generated_token_count", "score", "reward")
         samples = [{k: row[k] for k in keep if k in row} for row in rows[: self.cfg.max_logged_samples]]
-        return HostResult(stats, probe=probe, samples=samples)
+        return HostResult(stats, probe=probe, samples=samples, scored=[scored_entry(row) for row in rows])
+
+    def score(self, rows: list[dict[str, Any]], device: torch.device, stats: HostStats) -> None:
+        """The user scorer, then the reward model (loaded for this call only)."""
+        began = time.perf_counter()
+        score_rows(rows, self.scorer)
+        if self.reward_model is not None:
+            add_rewards(rows, self.reward_model, reward_dtype(self.cfg.reward_model_dtype, device), device,
+                        self.cfg.reward_batch_tokens)
+        stats.scoring_time_sec = time.perf_counter() - began
 
     def generate(self, session, model, start: int, end: int, stats: HostStats, step_dir: Path):
         rank, step = session.rank, session.step

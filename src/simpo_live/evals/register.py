@@ -6,6 +6,7 @@ from simpo_live.config.load import ConfigError
 from simpo_live.distributed.parallel import is_sharded
 from simpo_live.evals.hook import InferenceEvalHook
 from simpo_live.evals.preflight import check_eval_fits
+from simpo_live.evals.reward import inspect_reward_model, reward_dtype, reward_model_bytes
 from simpo_live.evals.scorer import load_scorer
 from simpo_live.evals.sources import resolve_prompts
 
@@ -19,11 +20,15 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
         raise ConfigError(["inference_eval: no prompts (set prompts, prompts_path or synthetic_prompt_count; "
                            "held-out prompts need a validation split)"])
     scorer = load_scorer(cfg.scorer)
+    reward_model = inspect_reward_model(cfg.reward_model) if cfg.reward_model else None
+    scoring_bytes = reward_model_bytes(reward_model, reward_dtype(cfg.reward_model_dtype, session.device),
+                                       cfg.reward_batch_tokens) if reward_model else 0
     fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
-                    session.rank.world_size, is_sharded(session.model))
+                          session.rank.world_size, is_sharded(session.model), scoring_bytes)
     reference_lengths = {"chosen": [len(p.chosen_ids) for p in session.data.train],
                          "rejected": [len(p.rejected_ids) for p in session.data.train]}
-    hook = InferenceEvalHook(session, prompts, scorer, reference_lengths, fit.longest_request_tokens)
     steps = cfg.schedule_steps(session.cfg.trainer.num_train_steps)
+    hook = InferenceEvalHook(session, prompts, scorer, reference_lengths, fit.longest_request_tokens, steps,
+                             reward_model)
     session.hooks.add("inference_eval", hook, at_steps=steps, rerun_on_resume=True)
     return hook
