@@ -88,6 +88,8 @@ class InferenceEvalHook:
         began = time.perf_counter()
         step, rank = session.step, session.rank
         step_dir = self.output_dir / f"step_{step:06d}"
+        if (step_dir / "summary.json").is_file():
+            return None  # finished before a resume (maybe on another world size): summarised and logged already
         memory_before = memory_reading(session.device)
         try:
             result = self.run_host(session, step_dir)
@@ -100,8 +102,6 @@ class InferenceEvalHook:
             return self.handle_failure(step_dir, step, failed, rank.is_leader)
         if not rank.is_leader:
             return None
-        if (step_dir / "summary.json").is_file():
-            return None  # finished before a resume: already summarised and logged
         metrics = summarize_hosts([r.stats for r in results], self.reference_lengths)
         entries = [entry for r in results for entry in r.scored or []]
         metrics.update(reward_statistics(entries))

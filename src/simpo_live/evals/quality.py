@@ -27,12 +27,17 @@ def comparison_score(row: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def text_digest(text: str) -> str:
+    """Identical answers tie, whatever their scores: comparisons match texts by this digest."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def scored_entry(row: dict[str, Any]) -> dict[str, Any]:
     """What the leader needs of one row (a few numbers, gathered from every rank)."""
     return {"global_prompt_index": row["global_prompt_index"], "sample_index": row["sample_index"],
             "score": comparison_score(row), "reward": row.get("reward"),
             "length": row["generated_token_count"], "finish_reason": row["finish_reason"],
-            "text_digest": hashlib.sha1(row["generated_text"].encode("utf-8")).hexdigest()[:16]}
+            "text_digest": text_digest(row["generated_text"])}
 
 
 def write_scores(step_dir: Path, entries: list[dict[str, Any]]) -> None:
