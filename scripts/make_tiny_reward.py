@@ -23,16 +23,11 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer, LlamaForSequenceClassification
 
 from simpo_live.config.schema import ASSETS, BUNDLED_DATA, BUNDLED_MODEL
+from simpo_live.evals.reward import encode_conversation  # the reward model's input, as the eval builds it
 from simpo_live.tasks import reverse_words as task
 
 OUT_DIR = ASSETS / "tiny-reverse-rm"
 SEEDS = {"init": 11, "pairs": 12, "order": 13}
-
-
-def encode(tokenizer, prompt: str, answer: str) -> list[int]:
-    """The reward model's input: its chat template over (user prompt, assistant answer)."""
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-    return tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False).input_ids
 
 
 def training_pairs(num_pairs: int, seed: int) -> list[tuple[str, str, str]]:
@@ -72,8 +67,8 @@ def pairwise_accuracy(model, tokenizer, pairs: list[tuple[str, str, str]], batch
     with torch.no_grad():
         for s in range(0, len(pairs), batch):
             chunk = pairs[s: s + batch]
-            chosen = rewards(model, [encode(tokenizer, p, c) for p, c, _ in chunk], tokenizer.pad_token_id)
-            rejected = rewards(model, [encode(tokenizer, p, r) for p, _, r in chunk], tokenizer.pad_token_id)
+            chosen = rewards(model, [encode_conversation(tokenizer, p, c) for p, c, _ in chunk], tokenizer.pad_token_id)
+            rejected = rewards(model, [encode_conversation(tokenizer, p, r) for p, _, r in chunk], tokenizer.pad_token_id)
             correct += int((chosen > rejected).sum())
     return correct / len(pairs)
 
@@ -104,7 +99,7 @@ def separation_on_policy_answers(model, tokenizer, num_prompts: int, seed: int) 
     answers = policy_answers(prompts)
     right = [task.score({"prompt": p, "generated_text": a}) == 1.0 for p, a in zip(prompts, answers)]
     with torch.no_grad():
-        scores = rewards(model, [encode(tokenizer, p, a) for p, a in zip(prompts, answers)], tokenizer.pad_token_id)
+        scores = rewards(model, [encode_conversation(tokenizer, p, a) for p, a in zip(prompts, answers)], tokenizer.pad_token_id)
     good = [float(s) for s, r in zip(scores, right) if r]
     bad = [float(s) for s, r in zip(scores, right) if not r]
     wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
@@ -125,8 +120,8 @@ def train(args) -> None:
     model.train()
     for step in range(args.steps):
         chunk = order.sample(pairs, args.batch)
-        chosen = rewards(model, [encode(tokenizer, p, c) for p, c, _ in chunk], tokenizer.pad_token_id)
-        rejected = rewards(model, [encode(tokenizer, p, r) for p, _, r in chunk], tokenizer.pad_token_id)
+        chosen = rewards(model, [encode_conversation(tokenizer, p, c) for p, c, _ in chunk], tokenizer.pad_token_id)
+        rejected = rewards(model, [encode_conversation(tokenizer, p, r) for p, _, r in chunk], tokenizer.pad_token_id)
         loss = -F.logsigmoid(chosen - rejected).mean()
         optimizer.zero_grad()
         loss.backward()

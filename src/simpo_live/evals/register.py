@@ -6,7 +6,7 @@ from simpo_live.config.load import ConfigError
 from simpo_live.distributed.parallel import is_sharded
 from simpo_live.evals.hook import InferenceEvalHook
 from simpo_live.evals.preflight import check_eval_fits
-from simpo_live.evals.reward import inspect_reward_model, reward_dtype, reward_model_bytes
+from simpo_live.evals.reward import check_reward_context, inspect_reward_model, reward_dtype, reward_model_bytes
 from simpo_live.evals.scorer import load_scorer
 from simpo_live.evals.sources import resolve_prompts
 
@@ -21,6 +21,8 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
                            "held-out prompts need a validation split)"])
     scorer = load_scorer(cfg.scorer)
     reward_model = inspect_reward_model(cfg.reward_model) if cfg.reward_model else None
+    if reward_model is not None:
+        check_reward_context(reward_model, prompts, cfg.max_new_tokens)
     scoring_bytes = reward_model_bytes(reward_model, reward_dtype(cfg.reward_model_dtype, session.device),
                                        cfg.reward_batch_tokens) if reward_model else 0
     fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,

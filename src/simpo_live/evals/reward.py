@@ -88,6 +88,31 @@ def count_parameters(shards: list[Path]) -> int:
     return total
 
 
+def check_reward_context(info: RewardModelInfo, prompts: list[str], max_new_tokens: int) -> None:
+    """Before step 1: the longest prompt in the reward model's template plus max_new_tokens must fit its context
+    (answers are counted in the policy's tokens, so a reward model with another tokenizer is checked roughly)."""
+    if info.max_positions is None or not prompts:
+        return
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError([f"inference_eval.reward_model: the tokenizer in {info.path} has no chat template; "
+                           "a reward model scores (prompt, answer) conversations in its own template"])
+    lengths = [len(encode_conversation(tokenizer, p, "")) for p in prompts]
+    longest = max(range(len(prompts)), key=lambda i: lengths[i])
+    if lengths[longest] + max_new_tokens > info.max_positions:
+        raise ConfigError([f"inference_eval.reward_model: prompt {longest} is {lengths[longest]} tokens in the reward "
+                           f"model's template; with max_new_tokens {max_new_tokens} it can exceed the reward model's "
+                           f"context of {info.max_positions}: lower inference_eval.max_new_tokens"])
+
+
+def encode_conversation(tokenizer, prompt: str, answer: str) -> list[int]:
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return tokenizer(text, add_special_tokens=False).input_ids  # the template holds BOS where it wants one
+
+
 def reward_model_bytes(info: RewardModelInfo, dtype: torch.dtype, batch_tokens: int) -> int:
     """Weights in the scoring dtype plus one batch's hidden states (a few activations of hidden_size per token)."""
     element = torch.empty((), dtype=dtype).element_size()
@@ -137,14 +162,9 @@ class RewardScorer:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def encode(self, prompt: str, answer: str) -> list[int]:
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False)
-        return self.tokenizer(text, add_special_tokens=False).input_ids  # the template holds BOS where it wants one
-
     def score_rows(self, rows: list[dict[str, Any]]) -> list[float]:
         """One reward per row, in row order."""
-        encoded = [self.encode(row["prompt"], row["generated_text"]) for row in rows]
+        encoded = [encode_conversation(self.tokenizer, row["prompt"], row["generated_text"]) for row in rows]
         self.check_lengths(rows, encoded)
         scores = [0.0] * len(rows)
         for batch in length_buckets([len(ids) for ids in encoded], self.batch_tokens):

@@ -46,7 +46,8 @@ def headline_section(data: RunData) -> str:
         source = {"reward_model": "reward model", "scorer": "scorer"}.get(summary.get("score_source"), "scores")
         items += [("win rate vs baseline", f"<b>{_with_error(metrics, 'win_rate')}</b> at step {step} "
                                            f"(vs step {baseline}, {source}, {metrics['num_comparisons']:.0f} pairs)"),
-                  ("LC win rate vs baseline", f"<b>{_with_error(metrics, 'lc_win_rate')}</b>"),
+                  ("LC win rate vs baseline", f"<b>{_with_error(metrics, 'lc_win_rate')}</b>" if "lc_win_rate"
+                   in metrics else "- <span class='muted'>(under 10 comparisons: too few to fit the GLM)</span>"),
                   ("wins / ties / losses", f"{metrics['wins']:.0f} / {metrics['ties']:.0f} / {metrics['losses']:.0f}")]
         if "reward_mean" in metrics:
             items.append(("reward mean", _with_error(metrics, "reward_mean")))

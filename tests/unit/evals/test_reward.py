@@ -114,3 +114,13 @@ def test_the_bundled_reward_model_is_one_output_and_knows_the_task():
     assert info.path.is_dir() and info.num_parameters > 0
     measured = json.loads((info.path / "measured.json").read_text())
     assert measured["bundled_pair_accuracy"] > 0.7
+
+
+def test_preflight_refuses_prompts_that_cannot_fit_the_reward_models_context(tmp_path, word_tokenizer):
+    from simpo_live.evals.reward import check_reward_context
+
+    directory = make_reward_model_dir(tmp_path / "rm", word_tokenizer, vocab_size=128, max_position_embeddings=32)
+    info = inspect_reward_model(str(directory))
+    check_reward_context(info, ["hello", "w1 w2 w3"], max_new_tokens=8)
+    with pytest.raises(ConfigError, match="prompt 1 is .* max_new_tokens 30 .* context of 32"):
+        check_reward_context(info, ["hello", "w1 w2 w3 w4 w5 w6"], max_new_tokens=30)
