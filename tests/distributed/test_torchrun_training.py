@@ -65,6 +65,10 @@ class Runs:
             run_dir = self.root / name
             if name == "one":
                 train_one_process(self.overrides(run_dir, None))
+            elif name.startswith("leader_only-"):  # e.g. leader_only-subprocess: rank 0 generates every prompt
+                isolation = name.removeprefix("leader_only-")
+                train_torchrun(self.overrides(run_dir, "ddp") + ["--inference_eval.inference_mode=leader_only",
+                                                                 f"--inference_eval.isolation={isolation}"])
             else:
                 train_torchrun(self.overrides(run_dir, name))
             self.dirs[name] = run_dir
@@ -233,3 +237,16 @@ def test_ranks_that_see_different_checkpoints_refuse_to_start(runs, task_assets,
     assert all(code != 0 for code in codes), (codes, errors)
     for err in errors:
         assert "ranks disagree on the checkpoint to resume from (rank 0: step_000004, rank 1: no checkpoint)" in err
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "subprocess"])
+def test_leader_only_generates_every_prompt_on_rank_0(runs, isolation):
+    run_dir = runs[f"leader_only-{isolation}"]
+    for step in EVAL_STEPS:
+        name = f"step_{step:06d}"
+        leader, other = host_rows(run_dir / "inference_eval" / name, 2)
+        assert other == []
+        assert {(r["process_index"], r["process_count"]) for r in leader} == {(0, 2)}
+        one = host_rows(runs["one"] / "inference_eval" / name, 1)[0]
+        assert without_host_fields(leader) == without_host_fields(one)
+        assert quality(run_dir, step) == quality(runs["one"], step)

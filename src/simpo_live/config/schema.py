@@ -192,6 +192,15 @@ class InferenceEvalConfig(Section):
             raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
         return self
 
+    def engine_config(self, max_seq_len: int):
+        """The engine's configuration for this eval, built here only: the in-process eval and the `simpo-live sample`
+        child of `isolation: subprocess` both get all of it, so their rows cannot differ."""
+        from simpo_live.engine import EngineConfig
+
+        return EngineConfig(max_seqs=self.max_seqs, page_size=self.page_size, max_pages=self.max_pages,
+                            hbm_utilization=self.hbm_utilization, max_tokens_per_round=self.max_tokens_per_round,
+                            max_seq_len=max_seq_len)
+
     def schedule_steps(self, num_train_steps: int) -> list[int]:
         """The exact updates after which the eval runs (0 = the baseline before training)."""
         if self.eval_at_steps is not None:

@@ -6,8 +6,8 @@ module touches tensors or decides what runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import torch
 
@@ -42,6 +42,22 @@ class EngineConfig:
     # with kv_layout runs or strided_slots and batched attention; "on" also runs the bucketed path on CPU,
     # uncaptured (tests).
     decode_graphs: Literal["auto", "on", "off"] = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: how the eval hands its whole configuration to a `simpo-live sample` child."""
+        values = asdict(self)
+        for name in ("dtype", "compute_dtype"):
+            values[name] = None if values[name] is None else str(values[name]).removeprefix("torch.")
+        values["device"] = None if self.device is None else str(self.device)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EngineConfig:
+        values = dict(values)
+        for name in ("dtype", "compute_dtype"):
+            if values.get(name) is not None:
+                values[name] = getattr(torch, values[name])
+        return cls(**values)
 
     def __post_init__(self) -> None:
         problems = []
