@@ -10,6 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The engine's and the prompt sources' own defaults and bounds: one definition per knob.
+from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
+from simpo_live.evals.prompts import DEFAULT_SYNTHETIC_TEMPLATE
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL = ASSETS / "tiny-reverse"
 BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
@@ -125,7 +129,7 @@ class InferenceEvalConfig(Section):
     """Prompt file: text (one per line) or JSONL with a 'prompt' field."""
     synthetic_prompt_count: int | None = Field(None, ge=1)
     """Generate this many prompts from synthetic_prompt_template."""
-    synthetic_prompt_template: str = "Write a short story about the number {index}."
+    synthetic_prompt_template: str = DEFAULT_SYNTHETIC_TEMPLATE
     """Template for synthetic prompts; {index} is the prompt index."""
     heldout_prompt_count: int | None = Field(None, ge=1)
     """Use this many prompts of the validation split of the preference data."""
@@ -149,15 +153,15 @@ class InferenceEvalConfig(Section):
     """Extra stop token ids (the tokenizer's EOS and end-of-turn are always used unless ignore_eos)."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
-    max_seqs: int = Field(256, ge=1)
+    max_seqs: int = Field(EngineConfig.max_seqs, ge=1)
     """Engine: most sequences decoding at once."""
-    page_size: int = Field(16, ge=1)
+    page_size: int = Field(EngineConfig.page_size, ge=1)
     """Engine: KV cache page size in tokens."""
     max_pages: int | None = Field(None, ge=1)
     """Engine: KV cache size in pages (overrides hbm_utilization)."""
-    hbm_utilization: float = Field(0.5, gt=0, le=0.95)
+    hbm_utilization: float = Field(EngineConfig.hbm_utilization, gt=0, le=MAX_HBM_UTILIZATION)
     """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
-    max_tokens_per_round: int = Field(4096, ge=1)
+    max_tokens_per_round: int = Field(EngineConfig.max_tokens_per_round, ge=1)
     """Engine: token budget per step for chunked prefill."""
     output_dir: str | None = None
     """Per-step outputs; defaults to <run_dir>/inference_eval."""
@@ -195,8 +199,6 @@ class InferenceEvalConfig(Section):
     def engine_config(self, max_seq_len: int):
         """The engine's configuration for this eval, built here only: the in-process eval and the `simpo-live sample`
         child of `isolation: subprocess` both get all of it, so their rows cannot differ."""
-        from simpo_live.engine import EngineConfig
-
         return EngineConfig(max_seqs=self.max_seqs, page_size=self.page_size, max_pages=self.max_pages,
                             hbm_utilization=self.hbm_utilization, max_tokens_per_round=self.max_tokens_per_round,
                             max_seq_len=max_seq_len)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import make_reward_model_dir
+from reward_models import make_reward_model_dir
 from simpo_live.config import ConfigError
 from simpo_live.evals import reward as reward_module
 from simpo_live.evals.reward import RewardScorer, add_rewards, inspect_reward_model, length_buckets
