@@ -8,6 +8,9 @@ accuracy on the bundled preference file and, on the base policy's greedy answers
 right from wrong answers. Not used at run time.
 
     python scripts/make_tiny_reward.py       # writes src/simpo_live/assets/tiny-reverse-rm/
+    python scripts/make_tiny_reward.py --init src/simpo_live/assets/tiny-reverse-rm --steps 800 --lr 5e-5 \
+        --negatives-from runs/default/checkpoints/step_000100 runs/default/checkpoints/step_000200
+                                             # then harder negatives: wrong answers of SimPO-trained policies
 """
 
 from __future__ import annotations
@@ -30,13 +33,17 @@ OUT_DIR = ASSETS / "tiny-reverse-rm"
 SEEDS = {"init": 11, "pairs": 12, "order": 13}
 
 
-def training_pairs(num_pairs: int, seed: int) -> list[tuple[str, str, str]]:
-    """(prompt, chosen, rejected): half with the base policy's own wrong answers (sampled at temperature 1) as
-    rejected, the rest with a corruption of every kind, the original order (the policy's usual mistake) weighted up."""
+def training_pairs(num_pairs: int, seed: int, policies: list[Path]) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected): half with wrong answers the policies sampled at temperature 1 as rejected (split
+    evenly between them), the rest with a corruption of every kind, the original order (the base policy's usual
+    mistake) weighted up."""
     rng = random.Random(seed)
     prompts_words = [task.sample_words(rng) for _ in range(num_pairs)]
     half = num_pairs // 2
-    sampled = policy_answers([task.make_prompt(w) for w in prompts_words[:half]], temperature=1.0, seed=seed)
+    sampled: list[str] = []
+    for k, policy in enumerate(policies):
+        part = prompts_words[k * half // len(policies): (k + 1) * half // len(policies)]
+        sampled += policy_answers([task.make_prompt(w) for w in part], temperature=1.0, seed=seed, model_dir=policy)
     pairs = []
     for i, words in enumerate(prompts_words):
         prompt, correct = task.make_prompt(words), task.correct_answer(words)
@@ -78,25 +85,28 @@ def bundled_pairs() -> list[tuple[str, str, str]]:
     return [(r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"]) for r in rows]
 
 
-def policy_answers(prompts: list[str], temperature: float = 0.0, seed: int = 0) -> list[str]:
-    """The bundled policy's answers through the project's engine (greedy is what the baseline eval scores)."""
+def policy_answers(prompts: list[str], temperature: float = 0.0, seed: int = 0, model_dir: Path = BUNDLED_MODEL
+                   ) -> list[str]:
+    """A policy's answers through the project's engine (the bundled one's greedy answers: what the baseline eval
+    scores)."""
     from simpo_live.engine import Engine, EngineConfig
     from simpo_live.evals.generation import GenerationSettings, generate_shard
     from simpo_live.model.checkpoint import load_model
 
-    model = load_model(BUNDLED_MODEL, dtype=torch.float32, device=torch.device("cpu"))
-    tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
+    model = load_model(model_dir, dtype=torch.float32, device=torch.device("cpu"))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     with Engine.from_model(model, tokenizer, EngineConfig(max_seqs=256, max_seq_len=64)) as engine:
         settings = GenerationSettings(max_new_tokens=24, temperature=temperature, seed=seed)
         rows = generate_shard(engine, prompts, 0, settings, 0, 0, 1)
     return [row["generated_text"] for row in rows]
 
 
-def separation_on_policy_answers(model, tokenizer, num_prompts: int, seed: int) -> dict[str, float]:
-    """AUC of the reward for telling the base policy's right answers from its wrong ones (0.5 = chance)."""
+def separation_on_policy_answers(model, tokenizer, num_prompts: int, seed: int, policy: Path = BUNDLED_MODEL
+                                 ) -> dict[str, float]:
+    """AUC of the reward for telling a policy's right greedy answers from its wrong ones (0.5 = chance)."""
     rng = random.Random(seed)
     prompts = [task.make_prompt(task.sample_words(rng)) for _ in range(num_prompts)]
-    answers = policy_answers(prompts)
+    answers = policy_answers(prompts, model_dir=policy)
     right = [task.score({"prompt": p, "generated_text": a}) == 1.0 for p, a in zip(prompts, answers)]
     with torch.no_grad():
         scores = rewards(model, [encode_conversation(tokenizer, p, a) for p, a in zip(prompts, answers)], tokenizer.pad_token_id)
@@ -110,9 +120,10 @@ def separation_on_policy_answers(model, tokenizer, num_prompts: int, seed: int) 
 def train(args) -> None:
     torch.manual_seed(SEEDS["init"])
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
-    model = LlamaForSequenceClassification.from_pretrained(BUNDLED_MODEL, num_labels=1, dtype=torch.float32)
+    model = LlamaForSequenceClassification.from_pretrained(args.init, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
-    pairs = training_pairs(args.pairs, SEEDS["pairs"])
+    policies = [BUNDLED_MODEL, *args.negatives_from]
+    pairs = training_pairs(args.pairs, SEEDS["pairs"] + len(policies), policies)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 50) * (1 - s / args.steps))
     order = random.Random(SEEDS["order"])
@@ -135,7 +146,11 @@ def train(args) -> None:
     seconds = time.perf_counter() - began
     measured = {"train_steps": args.steps, "batch_pairs": args.batch, "train_seconds": round(seconds),
                 "bundled_pair_accuracy": pairwise_accuracy(model, tokenizer, bundled_pairs()),
+                "init": str(args.init), "negatives_from": [str(p) for p in policies],
                 **separation_on_policy_answers(model, tokenizer, 200, seed=99)}
+    for policy in args.negatives_from:
+        measured[f"auc_right_vs_wrong_{policy.name}"] = separation_on_policy_answers(
+            model, tokenizer, 200, seed=99, policy=policy)["auc_right_vs_wrong"]
     print(json.dumps(measured))
     model.to(torch.bfloat16).save_pretrained(OUT_DIR)
     tokenizer.save_pretrained(OUT_DIR)
@@ -149,6 +164,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20000, help="fresh training pairs drawn from the task")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", type=Path, default=BUNDLED_MODEL,
+                        help="backbone to start from: the bundled policy, or a reward model to train further")
+    parser.add_argument("--negatives-from", type=Path, nargs="*", default=[],
+                        help="more policies (e.g. SimPO checkpoints) whose wrong samples become rejected answers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train(args)
