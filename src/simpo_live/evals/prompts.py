@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simpo_live.errors import UserError
+
 DEFAULT_SYNTHETIC_TEMPLATE = "Write a short story about item number {index}."
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
     """A prompt source that cannot be read, naming the file and line."""
 
 

@@ -6,10 +6,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from simpo_live.errors import UserError
+
 Scorer = Callable[[dict[str, Any]], float]
 
 
-class ScorerError(ValueError):
+class ScorerError(UserError):
     """A scorer that cannot be imported or called."""
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from simpo_live.errors import UserError
+
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UserError):
     """A checkpoint whose architecture this implementation does not cover."""
 
 

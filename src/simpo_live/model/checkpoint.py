@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from simpo_live.errors import UserError
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 
@@ -16,7 +17,7 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint directory that cannot be loaded, with the reason and the path."""
 
 
