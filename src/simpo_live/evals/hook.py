@@ -95,8 +95,9 @@ class InferenceEvalHook:
             return self.handle_failure(step_dir, step, failed, rank.is_leader)
         if not rank.is_leader:
             return None
-        if (step_dir / "summary.json").is_file():
-            return None  # finished before a resume: already summarised and logged
+        summary_path = step_dir / "summary.json"
+        if summary_path.is_file():  # summarised by a run killed before its checkpoint: log what it found
+            return {PREFIX + k: v for k, v in json.loads(summary_path.read_text())["metrics"].items()}
         metrics = summarize_hosts([r.stats for r in results], self.reference_lengths)
         metrics["total_callback_time_sec"] = time.perf_counter() - began
         metrics.update({f"memory_before_{k}": v for k, v in memory_before.items()})

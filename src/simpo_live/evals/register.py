@@ -25,5 +25,7 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
                          "rejected": [len(p.rejected_ids) for p in session.data.train]}
     hook = InferenceEvalHook(session, prompts, scorer, reference_lengths, fit.longest_request_tokens)
     steps = cfg.schedule_steps(session.cfg.trainer.num_train_steps)
-    session.hooks.add("inference_eval", hook, at_steps=steps, rerun_on_resume=True)
+    # Runs before the checkpoint of its step, so a resumed run never needs to repeat it (the hook still reuses
+    # finished host files and summaries left by a run killed before that checkpoint).
+    session.hooks.add("inference_eval", hook, at_steps=steps)
     return hook

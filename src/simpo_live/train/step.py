@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -53,19 +54,26 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         stats.add(out, chosen, rejected, batch.num_tokens)
     max_norm = settings.max_grad_norm if settings.max_grad_norm is not None else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    stats = stats.all_reduce()
+    # The loss sum and the gradient norm are global, so every rank takes the same decision: a non-finite update
+    # is never applied (the caller stops the run or counts it as skipped).
+    is_finite = math.isfinite(stats.loss) and math.isfinite(grad_norm)
+    if is_finite:
+        optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    stats = stats.all_reduce()
     elapsed = time.perf_counter() - start
-    memory = {}
+    extra = {}
     if settings.device.type == "cuda":
-        memory["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
+        extra["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
+    if not is_finite:
+        extra["train/update_skipped"] = 1.0
     return {
-        **memory,
+        **extra,
         **stats.means("train"),
-        "train/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+        "train/grad_norm": grad_norm,
         "train/lr": lr,
         "train/num_tokens": stats.num_tokens,
         "train/tokens_per_sec": stats.num_tokens / elapsed,
