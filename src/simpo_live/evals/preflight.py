@@ -13,7 +13,7 @@ import torch
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import InferenceEvalConfig
 from simpo_live.engine.kv_cache import free_memory_bytes, kv_bytes_per_token
-from simpo_live.evals.generation import GenerationSettings, required_max_seq_len
+from simpo_live.evals.generation import longest_prompt
 from simpo_live.model import LlamaModel
 
 
@@ -30,16 +30,17 @@ def parameter_bytes(model: LlamaModel) -> int:
 
 
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
-                    device: torch.device, world_size: int, sharded: bool) -> EvalFit:
-    """Raise ConfigError unless every request of the eval fits the model's context and the KV cache alone."""
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, use_chat_template=cfg.use_chat_template)
-    longest = required_max_seq_len(tokenizer, prompts, settings)
-    longest_prompt = longest - cfg.max_new_tokens
+                    device: torch.device, world_size: int, sharded: bool, sources: list[str] | None = None) -> EvalFit:
+    """Raise ConfigError unless every request of the eval fits the model's context and the KV cache alone; the
+    error names the longest prompt by its index and `sources` entry (file line, config key or data row)."""
+    index, longest_prompt_tokens = longest_prompt(tokenizer, prompts, cfg.use_chat_template)
+    longest = max(longest_prompt_tokens, 1) + cfg.max_new_tokens
+    which = f"prompt {index}" + (f" ({sources[index]})" if sources else "")
     context = model.args.max_position_embeddings
     if longest > context:
-        raise ConfigError([f"inference_eval: the longest prompt ({longest_prompt} tokens) + max_new_tokens "
+        raise ConfigError([f"inference_eval: {which} has {longest_prompt_tokens} tokens; + max_new_tokens "
                            f"({cfg.max_new_tokens}) = {longest} tokens exceeds the model's context of {context} "
-                           "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompts"])
+                           "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompt"])
     page_bytes = cfg.page_size * kv_bytes_per_token(model.args, model.lm_head.weight.dtype)
     pages_needed = -(-longest // cfg.page_size)
     if cfg.max_pages is not None:
@@ -54,7 +55,7 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         cache_pages = int(available * cfg.hbm_utilization) // page_bytes
         knob = "raise inference_eval.hbm_utilization (or set max_pages)"
     if pages_needed > cache_pages:
-        raise ConfigError([f"inference_eval: a request of {longest} tokens needs {pages_needed} pages of "
+        raise ConfigError([f"inference_eval: {which} needs {longest} tokens = {pages_needed} pages of "
                            f"{cfg.page_size} tokens but the KV cache would hold {cache_pages}: {knob}, "
                            "or lower inference_eval.max_new_tokens"])
     return EvalFit(longest, pages_needed, cache_pages, cfg.page_size)

@@ -23,7 +23,7 @@ from simpo_live.train.preemption import (
     handle_sigterm,
     stop_message,
 )
-from simpo_live.train.session import build_session
+from simpo_live.train.session import build_session, open_run_dir
 
 
 def check_outputs(cfg: SimpoConfig) -> None:
@@ -52,10 +52,11 @@ def run_training(cfg: SimpoConfig) -> int:
                       "or use a new trainer.run_dir", file=sys.stderr)
             return 0
         with handle_sigterm(cfg.trainer.preemption_grace_sec) as stop:
-            session = build_session(cfg, changes)
+            session = build_session(cfg)
             register_trainer_hooks(session)
-            register_eval_hooks(session)
+            register_eval_hooks(session)  # reads prompts, imports the scorer, checks the eval fits
             register_checkpoint_hook(session)
+            open_run_dir(session, changes)
             if rank.is_leader and session.resumed_from is not None:
                 print(f"resuming from {session.resumed_from} (step {session.step})", file=sys.stderr)
             step = session.step

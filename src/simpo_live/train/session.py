@@ -23,6 +23,7 @@ from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError, load_model
 from simpo_live.tracking import Tracker, build_trackers
+from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
 from simpo_live.train.optim import build_optimizer, build_scheduler
@@ -96,9 +97,9 @@ def check_same_resume_point(resume_path: Path | None, rank: RankInfo, timeout_se
                               "trainer.run_dir, so it must be on a filesystem all nodes share")
 
 
-def build_session(cfg: SimpoConfig, config_changes: dict[str, tuple[Any, Any]] | None = None) -> TrainingSession:
-    """Everything the loop needs. Nothing is written to the run directory before every input has been read and
-    checked (data, tokenizer, model, resume checkpoint); `config_changes` were accepted by the caller."""
+def build_session(cfg: SimpoConfig) -> TrainingSession:
+    """Everything the loop needs, read and checked (data, tokenizer, model, resume checkpoint) without writing
+    anything: the run directory is only touched by `open_run_dir`, once every input is known to be good."""
     rank = rank_info()
     threads = intra_op_threads(cfg.trainer.num_threads)
     if threads is not None:
@@ -129,21 +130,26 @@ def build_session(cfg: SimpoConfig, config_changes: dict[str, tuple[Any, Any]] |
         scheduler.load_state_dict(state.scheduler)
         restore_rng_state(state.rng)
 
-    if rank.is_leader:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if config_changes:
-            record_config_changes(run_dir, config_changes, state.step if state else 0)
-        with atomic_write(run_dir / "config.yaml") as f:
-            f.write(config_to_yaml(cfg))
-    # A fresh start keeps no rows of an earlier attempt (-1: nothing was logged before step 0 completed).
-    tracker = build_trackers(cfg.tracker, run_dir, state.step if state else -1, rank.is_leader,
-                             cfg.model_dump(mode="json"))
     settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
                             autocast_dtype(cfg, device), device)
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
-        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=tracker,
+        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
         step=state.step if state else 0, resumed_from=resume_path,
         last_checkpoint_step=state.step if state else None,
     )
+
+
+def open_run_dir(session: TrainingSession, config_changes: dict[str, tuple[Any, Any]]) -> None:
+    """Write config.yaml (and an accepted config change) and start the trackers: the first writes of a run."""
+    cfg, run_dir = session.cfg, session.run_dir
+    if session.rank.is_leader:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if config_changes:
+            record_config_changes(run_dir, config_changes, session.step)
+        with atomic_write(run_dir / "config.yaml") as f:
+            f.write(config_to_yaml(cfg))
+    # A fresh start keeps no rows of an earlier attempt (-1: nothing was logged before step 0 completed).
+    session.tracker = build_trackers(cfg.tracker, run_dir, session.step if session.resumed_from else -1,
+                                     session.rank.is_leader, cfg.model_dump(mode="json"))
