@@ -108,7 +108,28 @@ def config_layers(config_file: str | Path | None = None, overrides: list[str] | 
     return layers
 
 
+SECTIONS = [k for k in VALID_KEYS if k not in _LEAF_KEYS]
+
+
+def check_sections(layers: list[Layer]) -> None:
+    """A section set to anything but a mapping is an error (merging would silently drop it); an empty one
+    (`trainer:` with nothing under it) means no keys."""
+    problems = []
+    for layer in layers:
+        for section in SECTIONS:
+            value = layer.data.get(section, {})
+            if value is None:
+                layer.data[section] = {}
+            elif not isinstance(value, dict):
+                where = layer.origins.get(section, layer.name)
+                problems.append(f"{where}: {section}: must be a mapping of keys, got {type(value).__name__} "
+                                f"({value!r})")
+    if problems:
+        raise ConfigError(problems)
+
+
 def validate_layers(layers: list[Layer]) -> SimpoConfig:
+    check_sections(layers)
     try:
         return SimpoConfig.model_validate(merge_layers(layers))
     except ValidationError as e:
