@@ -13,27 +13,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
-
-
-@dataclass
-class Case:
-    id: str
-    args: list[str]
-    code: int
-    names: list[str]
-    """Substrings the message must contain: the file (and line/row), key or argument, and what is wrong."""
-    setup: Callable[[Path], None] | None = None
-    after: Callable[[Path, dict], None] | None = None
-    """Extra checks on the scratch directory and the result (e.g. nothing was written)."""
-    run_must_not_exist: bool = True
-    uses: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +32,19 @@ class ErrorEnv:
         return text.format(tmp=self.tmp, model=self.model, data=self.data, run=self.tmp / "runs" / case_id)
 
 
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    code: int
+    names: list[str]
+    """Substrings the message must contain: the file (and line/row), key or argument, and what is wrong."""
+    setup: Callable[[ErrorEnv], None] | None = None
+    after: Callable[[ErrorEnv, dict], None] | None = None
+    """Extra checks on the scratch directory and the result (e.g. nothing was written)."""
+    run_must_not_exist: bool = True
+
+
 @pytest.fixture(scope="module")
 def error_env(task_assets, tmp_path_factory) -> ErrorEnv:
     model, data = task_assets
@@ -56,7 +55,7 @@ def run_cases(env: ErrorEnv, cases: list[Case], timeout: float = 600) -> dict[st
     """Set every case up, run them all in one driver process, return id -> {code, stdout, stderr}."""
     for case in cases:
         if case.setup is not None:
-            case.setup(env.tmp)
+            case.setup(env)
     payload = [{"id": c.id, "args": [env.expand(a, c.id) for a in c.args], "cwd": str(env.tmp)} for c in cases]
     cases_file, results_file = env.tmp / "cases.json", env.tmp / "results.json"
     cases_file.write_text(json.dumps(payload))
@@ -83,14 +82,14 @@ def check_case(env: ErrorEnv, case: Case, result: dict) -> None:
     if case.run_must_not_exist:
         assert not (env.tmp / "runs" / case.id).exists(), f"a refused run wrote its run directory\n{shown}"
     if case.after is not None:
-        case.after(env.tmp, result)
+        case.after(env, result)
 
 
-def write(relative: str, content: str | bytes) -> Callable[[Path], None]:
+def write(relative: str, content: str | bytes) -> Callable[[ErrorEnv], None]:
     """A setup step writing `content` to tmp/relative."""
 
-    def setup(tmp: Path) -> None:
-        path = tmp / relative
+    def setup(env: ErrorEnv) -> None:
+        path = env.tmp / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
 

@@ -1,7 +1,5 @@
 """Bad preference files, in each format: missing or unreadable files, encodings, shapes, fields, roles, empty."""
 
-from pathlib import Path
-
 from corpus import QUICK, Case, category_tests, jsonl, write
 
 GOOD = {"prompt": "reverse: ba be", "chosen": "be ba", "rejected": "ba be"}
@@ -20,20 +18,21 @@ def with_row(row) -> str:
 
 
 def parquet(relative: str, rows: list[dict]):
-    def setup(tmp: Path) -> None:
+    def setup(env) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), tmp / relative)
+        pq.write_table(pa.Table.from_pylist(rows), env.tmp / relative)
 
     return setup
 
 
 def saved_dataset_dict(relative: str):
-    def setup(tmp: Path) -> None:
+    def setup(env) -> None:
         import datasets
 
-        datasets.DatasetDict({"train_prefs": datasets.Dataset.from_list([GOOD] * 4)}).save_to_disk(str(tmp / relative))
+        saved = datasets.DatasetDict({"train_prefs": datasets.Dataset.from_list([GOOD] * 4)})
+        saved.save_to_disk(str(env.tmp / relative))
 
     return setup
 

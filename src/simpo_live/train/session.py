@@ -21,7 +21,7 @@ from simpo_live.distributed.gather import gather_to_all
 from simpo_live.distributed.parallel import wrap_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_model
+from simpo_live.model.checkpoint import CheckpointError, load_model, read_model_args
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
@@ -111,6 +111,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     torch.manual_seed(cfg.trainer.seed)
     run_dir = Path(cfg.trainer.run_dir)
 
+    read_model_args(cfg.model.path)  # a bad model directory is named as one before its tokenizer is read
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
     raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
