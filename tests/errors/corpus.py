@@ -28,8 +28,11 @@ class ErrorEnv:
     model: Path
     data: Path
 
+    def run_dir(self, case_id: str) -> Path:
+        return self.tmp / "runs" / case_id
+
     def expand(self, text: str, case_id: str) -> str:
-        return text.format(tmp=self.tmp, model=self.model, data=self.data, run=self.tmp / "runs" / case_id)
+        return text.format(tmp=self.tmp, model=self.model, data=self.data, run=self.run_dir(case_id))
 
 
 @dataclass
@@ -39,9 +42,10 @@ class Case:
     code: int
     names: list[str]
     """Substrings the message must contain: the file (and line/row), key or argument, and what is wrong."""
-    setup: Callable[[ErrorEnv], None] | None = None
-    after: Callable[[ErrorEnv, dict], None] | None = None
-    """Extra checks on the scratch directory and the result (e.g. nothing was written)."""
+    setup: Callable[[ErrorEnv, Path], None] | None = None
+    """Prepare files: called with the env and this case's run directory path ({run})."""
+    after: Callable[[ErrorEnv, Path, dict], None] | None = None
+    """Extra checks on the scratch directory, the run directory and the result (e.g. nothing was written)."""
     run_must_not_exist: bool = True
 
 
@@ -55,7 +59,7 @@ def run_cases(env: ErrorEnv, cases: list[Case], timeout: float = 600) -> dict[st
     """Set every case up, run them all in one driver process, return id -> {code, stdout, stderr}."""
     for case in cases:
         if case.setup is not None:
-            case.setup(env)
+            case.setup(env, env.run_dir(case.id))
     payload = [{"id": c.id, "args": [env.expand(a, c.id) for a in c.args], "cwd": str(env.tmp)} for c in cases]
     cases_file, results_file = env.tmp / "cases.json", env.tmp / "results.json"
     cases_file.write_text(json.dumps(payload))
@@ -80,15 +84,15 @@ def check_case(env: ErrorEnv, case: Case, result: dict) -> None:
     if case.code != 0:
         assert "error" in err.lower(), shown
     if case.run_must_not_exist:
-        assert not (env.tmp / "runs" / case.id).exists(), f"a refused run wrote its run directory\n{shown}"
+        assert not env.run_dir(case.id).exists(), f"a refused run wrote its run directory\n{shown}"
     if case.after is not None:
-        case.after(env, result)
+        case.after(env, env.run_dir(case.id), result)
 
 
-def write(relative: str, content: str | bytes) -> Callable[[ErrorEnv], None]:
+def write(relative: str, content: str | bytes) -> Callable[[ErrorEnv, Path], None]:
     """A setup step writing `content` to tmp/relative."""
 
-    def setup(env: ErrorEnv) -> None:
+    def setup(env: ErrorEnv, run: Path) -> None:
         path = env.tmp / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)

@@ -18,7 +18,7 @@ def with_row(row) -> str:
 
 
 def parquet(relative: str, rows: list[dict]):
-    def setup(env) -> None:
+    def setup(env, run) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -28,7 +28,7 @@ def parquet(relative: str, rows: list[dict]):
 
 
 def saved_dataset_dict(relative: str):
-    def setup(env) -> None:
+    def setup(env, run) -> None:
         import datasets
 
         saved = datasets.DatasetDict({"train_prefs": datasets.Dataset.from_list([GOOD] * 4)})

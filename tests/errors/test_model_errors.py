@@ -14,7 +14,7 @@ SAMPLE = ["sample", "--synthetic", "2", "--max-new-tokens", "2", "--out", "{run}
 def model_copy(name: str, edit=None):
     """Setup: copy the task model to tmp/name, then `edit(directory)`."""
 
-    def setup(env) -> None:
+    def setup(env, run) -> None:
         target = env.tmp / name
         shutil.copytree(env.model, target)
         if edit is not None:
@@ -81,7 +81,7 @@ CASES = [
     Case("model_dir_missing", train_with("{tmp}/nope"), 1, ["{tmp}/nope: model directory not found"]),
     Case("model_path_is_a_file", train_with("{data}"), 1, ["{data}: model directory not found"]),
     Case("empty_directory", train_with("{tmp}/empty"), 1, ["{tmp}/empty/config.json: not found"],
-         setup=lambda env: (env.tmp / "empty").mkdir()),
+         setup=lambda env, run: (env.tmp / "empty").mkdir()),
     Case("no_config_json", train_with("{tmp}/tokenizer_only"), 1,
          ["{tmp}/tokenizer_only/config.json: not found (expected a Hugging Face model directory)"],
          setup=model_copy("tokenizer_only", only_tokenizer)),
@@ -124,7 +124,7 @@ CASES = [
     Case("sample_model_missing", sample_with("{tmp}/nope"), 2, ["--model {tmp}/nope: directory not found"]),
     Case("sample_not_a_model_dir", sample_with("{tmp}/empty_for_sample"), 2,
          ["--model {tmp}/empty_for_sample/config.json: not found"],
-         setup=lambda env: (env.tmp / "empty_for_sample").mkdir()),
+         setup=lambda env, run: (env.tmp / "empty_for_sample").mkdir()),
     Case("sample_truncated_weights", sample_with("{tmp}/truncated_for_sample"), 2,
          ["--model {tmp}/truncated_for_sample/model.safetensors: not a readable safetensors file"],
          setup=model_copy("truncated_for_sample", truncate("model.safetensors", 200_000))),

@@ -23,11 +23,14 @@ from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.errors import NonFiniteError
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_state_dict, save_model
+from simpo_live.model.checkpoint import CheckpointError, load_state_dict, read_model_args, save_model
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
 CHECKPOINT_NAME = re.compile(r"^step_(\d{6,})$")
+# ModelArgs fields that decide tensor shapes: a checkpoint differing in one was saved from another model.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "tie_word_embeddings", "attention_bias")
 
 
 @dataclass
@@ -149,6 +152,12 @@ def read_checkpoint(path: Path, model: LlamaModel) -> tuple[TrainerState, dict[s
     expected = int(CHECKPOINT_NAME.match(path.name).group(1))
     if state.step != expected:
         raise CheckpointError(f"{path / STATE_FILE}: holds step {state.step}, the directory name says {expected}")
+    saved_args = read_model_args(path)
+    differing = [f"{k} {getattr(saved_args, k)} (run's model: {getattr(model.args, k)})" for k in SHAPE_FIELDS
+                 if getattr(saved_args, k) != getattr(model.args, k)]
+    if differing:
+        raise CheckpointShapeError(f"{path}: the checkpoint belongs to another model ({', '.join(differing)}); "
+                                   "use a new trainer.run_dir")
     own = model.state_dict()
     names = [n for n in own if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
     weights = load_state_dict(path, names)

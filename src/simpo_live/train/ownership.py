@@ -21,10 +21,11 @@ from simpo_live.errors import RunDirError
 from simpo_live.train.checkpoint import list_checkpoints
 
 CHANGES_FILE = "config_changes.jsonl"
-# Keys that do not change what the run computes: progress, pacing, timeouts, trackers, engine capacity knobs
-# (generations do not depend on batch width or cache size), and the opt-in itself.
+# Keys that do not change what the run computes: the directory itself (a moved run is the same run), progress,
+# pacing, timeouts, trackers, engine capacity knobs (generations do not depend on batch width or cache size), and
+# the opt-in itself.
 NEUTRAL_KEYS = (
-    "trainer.progress", "trainer.num_threads", "trainer.distributed_timeout_sec", "trainer.keep_last_checkpoints",
+    "trainer.run_dir", "trainer.progress", "trainer.num_threads", "trainer.distributed_timeout_sec", "trainer.keep_last_checkpoints",
     "trainer.allow_config_change", "trainer.preemption_grace_sec", "trainer.log_every", "trainer.on_non_finite",
     "inference_eval.timeout_sec", "inference_eval.max_seqs", "inference_eval.max_pages",
     "inference_eval.hbm_utilization", "inference_eval.max_tokens_per_round", "inference_eval.max_logged_samples",
