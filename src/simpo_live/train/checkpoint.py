@@ -125,8 +125,16 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
-    for _, path in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+    """Keep the newest `keep` complete checkpoints; remove everything older, including the half-deleted or
+    half-written leftovers of a crash (which the latest-checkpoint search never lists)."""
+    kept = list_checkpoints(run_dir)[-keep:]
+    if not kept:
+        return
+    oldest_kept = kept[0][0]
+    for path in (Path(run_dir) / "checkpoints").iterdir():
+        match = CHECKPOINT_NAME.match(path.name.removesuffix(".tmp"))
+        if match and int(match.group(1)) < oldest_kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class CheckpointShapeError(CheckpointError):
