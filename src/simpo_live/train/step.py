@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +64,11 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     is_finite = math.isfinite(stats.loss) and math.isfinite(grad_norm)
     if is_finite:
         optimizer.step()
-    scheduler.step()
+        scheduler.step()
+    else:
+        with warnings.catch_warnings():  # the schedule still advances: a skipped update is still a step
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+            scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - start
     extra = {}
