@@ -48,7 +48,9 @@ def test_non_finite_weights_are_never_checkpointed(task_assets, tmp_path):
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, 4, cfg.optimizer)
     rank = RankInfo(0, 1, 0)
-    save_checkpoint(tmp_path, model, model, optimizer, scheduler, 2, None, keep=2, rank=rank)
+    saved = save_checkpoint(tmp_path, model, model, optimizer, scheduler, 2, None, keep=2, rank=rank)
+    assert {p.name: p.stat().st_mode & 0o777 for p in saved.iterdir()} == {
+        "model.safetensors": 0o644, "config.json": 0o644, "trainer_state.pt": 0o644}  # like the rest of the run
     with torch.no_grad():
         model.model.norm.weight[0] = float("nan")
     with pytest.raises(NonFiniteError, match="step 4: weight model.norm.weight is not finite; checkpoint not written"):

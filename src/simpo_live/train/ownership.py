@@ -18,14 +18,14 @@ from pydantic import ValidationError
 from simpo_live.atomic import atomic_write
 from simpo_live.config import SimpoConfig
 from simpo_live.errors import RunDirError
-from simpo_live.train.checkpoint import list_checkpoints
+from simpo_live.distributed.gather import gather_to_all
 
 CHANGES_FILE = "config_changes.jsonl"
-# Keys that do not change what the run computes: the directory itself (a moved run is the same run), progress,
+# Keys that do not change what the run computes: where outputs go (a moved run is the same run), progress,
 # pacing, timeouts, trackers, engine capacity knobs (generations do not depend on batch width or cache size), and
 # the opt-in itself.
 NEUTRAL_KEYS = (
-    "trainer.run_dir", "trainer.progress", "trainer.num_threads", "trainer.distributed_timeout_sec", "trainer.keep_last_checkpoints",
+    "trainer.run_dir", "hf_save_path", "inference_eval.output_dir", "trainer.progress", "trainer.num_threads", "trainer.distributed_timeout_sec", "trainer.keep_last_checkpoints",
     "trainer.allow_config_change", "trainer.preemption_grace_sec", "trainer.log_every", "trainer.on_non_finite",
     "inference_eval.timeout_sec", "inference_eval.max_seqs", "inference_eval.max_pages",
     "inference_eval.hbm_utilization", "inference_eval.max_tokens_per_round", "inference_eval.max_logged_samples",
@@ -99,12 +99,9 @@ def record_config_changes(run_dir: Path, changes: dict[str, tuple[Any, Any]], st
         f.write(previous + json.dumps(record) + "\n")
 
 
-def finished_step(cfg: SimpoConfig) -> int | None:
-    """The final step when this run directory already holds the finished run (its last checkpoint at or past
-    num_train_steps, and the report that is written after it); None otherwise."""
-    run_dir = Path(cfg.trainer.run_dir)
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints or not (run_dir / "report.html").is_file():
-        return None
-    step = checkpoints[-1][0]
-    return step if step >= cfg.trainer.num_train_steps else None
+def is_finished(session) -> bool:
+    """Whether the resumed checkpoint is the final step and the report (written after it) exists: the run is
+    done. The leader decides and every rank follows, so all ranks stop or go on together."""
+    done = session.step >= session.cfg.trainer.num_train_steps and (session.run_dir / "report.html").is_file()
+    return gather_to_all(done, session.rank, session.cfg.trainer.distributed_timeout_sec,
+                         "checking whether the run finished")[0]

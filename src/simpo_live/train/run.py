@@ -14,7 +14,7 @@ from simpo_live.distributed.stop import start_orphan_watchdog
 from simpo_live.errors import UserError
 from simpo_live.run_dir import check_writable_dir
 from simpo_live.train.loop import train_loop
-from simpo_live.train.ownership import check_run_dir_owner, finished_step
+from simpo_live.train.ownership import check_run_dir_owner, is_finished
 from simpo_live.train.periodic import register_checkpoint_hook, register_trainer_hooks
 from simpo_live.train.preemption import (
     INTERRUPTED_EXIT_CODE,
@@ -44,15 +44,15 @@ def run_training(cfg: SimpoConfig) -> int:
     try:
         check_outputs(cfg)
         changes = check_run_dir_owner(cfg)
-        done = finished_step(cfg)
-        if done is not None:
-            if rank.is_leader:
-                print(f"{run_dir}: this run already finished (step {done} of {cfg.trainer.num_train_steps}); nothing "
-                      "to do. To train longer, raise trainer.num_train_steps with trainer.allow_config_change=true, "
-                      "or use a new trainer.run_dir", file=sys.stderr)
-            return 0
         with handle_sigterm(cfg.trainer.preemption_grace_sec) as stop:
-            session = build_session(cfg)
+            session = build_session(cfg)  # reads and checks every input; writes nothing
+            if is_finished(session):
+                if rank.is_leader:
+                    print(f"{run_dir}: this run already finished (step {session.step} of "
+                          f"{cfg.trainer.num_train_steps}); nothing to do. To train longer, raise "
+                          "trainer.num_train_steps with trainer.allow_config_change=true, or use a new "
+                          "trainer.run_dir", file=sys.stderr)
+                return 0
             register_trainer_hooks(session)
             register_eval_hooks(session)  # reads prompts, imports the scorer, checks the eval fits
             register_checkpoint_hook(session)
