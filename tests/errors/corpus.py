@@ -108,7 +108,8 @@ def jsonl(rows: list) -> str:
 QUICK = ["--model.path={model}", "--data.train_path={data}", "--trainer.run_dir={run}", "--trainer.num_train_steps=2",
          "--trainer.train_batch_size=8", "--trainer.micro_batch_size=4", "--trainer.checkpoint_every=2",
          "--trainer.progress=false", "--trainer.num_threads=1", "--inference_eval.enabled=false",
-         "--inference_eval.eval_before_training=false", "--inference_eval.scorer=null", "--inference_eval.reward_model=null",
+         "--inference_eval.eval_before_training=false", "--inference_eval.scorer=null",
+         "--inference_eval.reward_model=null",
          "--inference_eval.heldout_prompt_count=null", "--inference_eval.eval_at_steps=null"]
 EVAL_ON = ["--inference_eval.enabled=true", "--inference_eval.eval_at_steps=[2]", "--inference_eval.max_new_tokens=4"]
 
