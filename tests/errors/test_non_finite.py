@@ -33,6 +33,8 @@ def test_skip_drops_every_non_finite_update_and_counts_it(task_assets, tmp_path)
     assert run_training(cfg) == 0
     train = [row for row in read_metrics(tmp_path / "run") if "train/loss" in row]
     assert [row["train/skipped_updates"] for row in train] == [1.0, 2.0, 3.0, 4.0]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step_000004" / "trainer_state.pt", weights_only=False)
+    assert state["skipped_updates"] == 4  # a resumed run goes on counting
     final = load_file(tmp_path / "run" / "checkpoints" / "step_000004" / "model.safetensors")
     initial = load_model(task_assets[0]).state_dict()
     assert all(torch.equal(final[name], initial[name]) for name in final)  # no update was applied

@@ -41,6 +41,7 @@ class TrainerState:
     optimizer: dict[str, Any] | None  # None when saved sharded under optimizer/
     scheduler: dict[str, Any]
     rng: dict[str, Any]
+    skipped_updates: int = 0  # non-finite updates dropped so far (trainer.on_non_finite=skip)
 
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
@@ -67,7 +68,7 @@ def _barrier(rank: RankInfo) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: LlamaModel, optimizer, scheduler,
-                    step: int, tokenizer, keep: int, rank: RankInfo) -> Path:
+                    step: int, tokenizer, keep: int, rank: RankInfo, skipped_updates: int = 0) -> Path:
     """Collective under FSDP (every rank calls it); under DDP or one process only the leader writes."""
     target = checkpoint_dir(run_dir, step)
     tmp = target.with_name(target.name + ".tmp")
@@ -96,7 +97,8 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
-                             scheduler=scheduler.state_dict(), rng=capture_rng_state())
+                             scheduler=scheduler.state_dict(), rng=capture_rng_state(),
+                             skipped_updates=skipped_updates)
         torch.save(state.__dict__, tmp / STATE_FILE)
         if target.exists():
             shutil.rmtree(target)

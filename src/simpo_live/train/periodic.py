@@ -29,7 +29,8 @@ def validation_hook(session: TrainingSession) -> dict[str, float] | None:
 
 def checkpoint_hook(session: TrainingSession) -> None:
     path = save_checkpoint(session.run_dir, session.model, session.raw_model, session.optimizer, session.scheduler,
-                           session.step, session.tokenizer, session.cfg.trainer.keep_last_checkpoints, session.rank)
+                           session.step, session.tokenizer, session.cfg.trainer.keep_last_checkpoints, session.rank,
+                           session.skipped_updates)
     session.last_checkpoint_step = session.step
     if session.progress is not None:
         session.progress.write(f"checkpoint: {path}")

@@ -51,7 +51,7 @@ class TrainingSession:
     resumed_from: Path | None = None
     last_checkpoint_step: int | None = None
     skipped_updates: int = 0
-    """Non-finite updates dropped under trainer.on_non_finite=skip (counted from this process's start)."""
+    """Non-finite updates dropped under trainer.on_non_finite=skip (kept in checkpoints, so a resume goes on)."""
     hooks: HookRegistry = field(default_factory=HookRegistry)
     progress: Any = None
 
@@ -138,7 +138,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
         micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
         step=state.step if state else 0, resumed_from=resume_path,
-        last_checkpoint_step=state.step if state else None,
+        last_checkpoint_step=state.step if state else None, skipped_updates=state.skipped_updates if state else 0,
     )
 
 
