@@ -58,7 +58,7 @@ def stop_if_asked(session: TrainingSession, stop: StopRequest) -> None:
         return
     if session.step > 0 and session.last_checkpoint_step != session.step:
         checkpoint_hook(session)
-    raise Preempted(session.step, latest_checkpoint(session.run_dir))
+    raise Preempted(session.step)
 
 
 def train_loop(session: TrainingSession, stop: StopRequest) -> None:

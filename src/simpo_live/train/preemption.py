@@ -27,8 +27,8 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT
 class Preempted(Exception):
     """Raised by the loop once every rank has checkpointed after a SIGTERM."""
 
-    def __init__(self, step: int, checkpoint: Path | None):
-        self.step, self.checkpoint = step, checkpoint
+    def __init__(self, step: int):
+        self.step = step
         super().__init__(f"stopped at step {step}")
 
 
