@@ -47,6 +47,7 @@ def main() -> None:
         f"--trainer.num_threads={args.threads}", "--trainer.progress=false",
         "--inference_eval.enabled=true", "--inference_eval.eval_at_steps=[]",
         "--inference_eval.eval_before_training=true", f"--inference_eval.prompts_path={prompts_file}",
+        "--inference_eval.heldout_prompt_count=null", "--inference_eval.scorer=null",
         f"--inference_eval.max_new_tokens={args.max_new_tokens}",
         f"--inference_eval.max_seqs={args.max_seqs}", f"--inference_eval.ignore_eos={str(args.ignore_eos).lower()}",
         "--inference_eval.seed=0"])

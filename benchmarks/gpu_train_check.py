@@ -57,6 +57,7 @@ def main() -> None:
                "--trainer.progress=false", "--trainer.num_threads=4",
                f"--inference_eval.eval_at_steps=[{args.steps // 2}]", "--inference_eval.eval_before_training=false",
                f"--inference_eval.synthetic_prompt_count={args.eval_prompts}",
+               "--inference_eval.heldout_prompt_count=null",
                f"--inference_eval.max_new_tokens={args.eval_new_tokens}", "--inference_eval.ignore_eos=true",
                "--inference_eval.scorer=null", "--inference_eval.max_seqs=256"]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "4"})

@@ -1,4 +1,8 @@
-"""The `simpo-live` command: parse arguments, load the config, call one function. No logic lives here."""
+"""The `simpo-live` command: parse arguments, load the config, call one function. No logic lives here.
+
+A `UserError` raised anywhere below is printed here as one `error: ...` message (no traceback) and becomes the
+exit code; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,62 @@ import sys
 
 import click
 
-from simpo_live.config import ConfigError, config_to_yaml, load_config
-from simpo_live.config.help import config_options_help
+from simpo_live.config import config_to_yaml, load_config
+from simpo_live.config.help import config_options_help, split_config_args
+from simpo_live.errors import UserError
 
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UserErrorsGroup(click.Group):
+    """The command group; turns a UserError into its message and exit code at the edge."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(e.describe(), err=True)
+            ctx.exit(e.exit_code)
+
+
+class ConfigCommand(click.Command):
+    """A command taking `--config FILE` and `--KEY=VALUE` overrides; its --help lists every key with the value it
+    will actually have for those arguments (schema, then the embedded preset, then the file and overrides)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["config_args"] = list(args)  # --help is eager: read the config arguments before click does
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        config_file, overrides = split_config_args(ctx.meta.get("config_args", []))
+        formatter.write("\n" + config_options_help(config_file, overrides) + "\n")
+
+
+@click.group(cls=UserErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """SimPO preference training with periodic, host-data-parallel inference evals."""
 
 
-def _load(config_file: str | None, overrides: list[str]):
-    try:
-        return load_config(config_file, overrides)
-    except ConfigError as e:
-        click.echo(str(e), err=True)
-        sys.exit(2)
+CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                             help="YAML config merged over the embedded default preset.")
 
 
-@main.command(context_settings=OVERRIDES, epilog=config_options_help())
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML config merged over the embedded default preset.")
+@main.command(cls=ConfigCommand, context_settings=OVERRIDES)
+@CONFIG_OPTION
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None) -> None:
     """Train with SimPO (resumes when the run directory holds a checkpoint). Overrides: --KEY=VALUE."""
     from simpo_live.train.run import run_training
 
-    sys.exit(run_training(_load(config_file, ctx.args)))
+    sys.exit(run_training(load_config(config_file, ctx.args)))
 
 
-@main.command(context_settings=OVERRIDES, epilog=config_options_help())
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML config merged over the embedded default preset.")
+@main.command(cls=ConfigCommand, context_settings=OVERRIDES)
+@CONFIG_OPTION
 @click.pass_context
 def config(ctx: click.Context, config_file: str | None) -> None:
     """Print the resolved config (default preset, then --config, then --KEY=VALUE overrides)."""
-    click.echo(config_to_yaml(_load(config_file, ctx.args)), nl=False)
+    click.echo(config_to_yaml(load_config(config_file, ctx.args)), nl=False)
 
 
 @main.command()
@@ -86,7 +109,9 @@ def sample(**options) -> None:
 def report(run_dir: str) -> None:
     """Write RUN_DIR/report.html from the run directory."""
     from simpo_live.report.html import write_report
+    from simpo_live.run_dir import require_run_dir
 
+    require_run_dir(run_dir)
     click.echo(write_report(run_dir))
 
 

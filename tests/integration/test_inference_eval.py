@@ -2,6 +2,7 @@
 
 import gc
 import json
+import shutil
 
 import pytest
 import torch
@@ -94,12 +95,15 @@ def test_resumed_run_regenerates_only_missing_host_files(task_assets, tmp_path):
     out = run(task_assets, tmp_path / "run")
     step_dir = out / "step_000004"
     host_file = step_dir / "host_0000_of_0001.jsonl"
-    # Pretend the run died inside the step-4 eval: summary never written, one host file never finished.
+    # Pretend the run died inside the step-4 eval: summary never written, one host file never finished, and so
+    # neither the step-4 checkpoint (written after the eval) nor the report.
     (step_dir / "summary.json").unlink()
     kept_mtime = (out / "step_000002" / "host_0000_of_0001.jsonl").stat().st_mtime_ns
     host_file.unlink()
     (step_dir / "host_0000_of_0001.done").unlink()
-    run(task_assets, tmp_path / "run")  # resumes from the step-4 checkpoint and reruns only the missing shard
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_000004")
+    (tmp_path / "run" / "report.html").unlink()
+    run(task_assets, tmp_path / "run")  # resumes from the step-2 checkpoint and reruns only the missing shard
     assert host_file.is_file() and (step_dir / "summary.json").is_file()
     assert (out / "step_000002" / "host_0000_of_0001.jsonl").stat().st_mtime_ns == kept_mtime
 

@@ -91,10 +91,13 @@ def test_a_killed_and_resumed_run_gives_the_same_win_rates(task_assets, task_rew
 
     crashed = tmp_path / "run"
     shutil.copytree(scored_run, crashed)
-    # Killed during the step-4 eval: its rows half written, no score table, no summary; training finished.
+    # Killed during the step-4 eval: its rows half written, no score table, no summary, and so neither the step-4
+    # checkpoint (written after the eval) nor the report; the rerun resumes from the step-2 checkpoint.
     step_dir = crashed / "inference_eval" / "step_000004"
     for name in ("summary.json", "scores.jsonl", "host_0000_of_0001.done"):
         (step_dir / name).unlink()
+    shutil.rmtree(crashed / "checkpoints" / "step_000004")
+    (crashed / "report.html").unlink()
     kept = [row for row in read_metrics(crashed) if row["step"] < 4 or "train/loss" in row]
     (crashed / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept))
     assert train(task_assets, task_reward_model, crashed) == 0

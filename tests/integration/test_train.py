@@ -79,7 +79,7 @@ def test_checkpoints_keep_the_last_k_and_hold_no_tracker(task_assets, tmp_path):
     assert run_training(load_config(overrides=overrides)) == 0
     assert [step for step, _ in list_checkpoints(run_dir)] == [5, 6]
     state = torch.load(run_dir / "checkpoints" / "step_000006" / STATE_FILE, weights_only=False)
-    assert set(state) == {"step", "optimizer", "scheduler", "rng"} and state["step"] == 6
+    assert set(state) == {"step", "optimizer", "scheduler", "rng", "skipped_updates"} and state["step"] == 6
 
 
 def test_hf_export_loads_in_transformers(task_assets, tmp_path):
@@ -117,9 +117,16 @@ def test_bad_config_exits_2_with_every_problem(tmp_path):
     assert "beta: Input should be greater than 0" in result.stderr
 
 
-def test_help_lists_every_config_key_with_default_and_description():
+def test_help_lists_every_config_key_with_its_value_source_and_description(tmp_path):
     result = cli("train", "--help")
     assert result.returncode == 0
-    assert "--trainer.num_train_steps=VALUE  [default: 200]" in result.stdout
+    assert "--trainer.num_train_steps=VALUE  [200, from preset default.yaml:5]" in result.stdout
+    assert "--trainer.seed=VALUE  [0, from schema default]" in result.stdout
     assert "Optimizer updates to run." in result.stdout
-    assert "--inference_eval.eval_at_steps=VALUE" in result.stdout
+    assert "--inference_eval.enabled=VALUE  [true, from preset default.yaml:" in result.stdout  # schema says false
+    config = tmp_path / "run.yaml"
+    config.write_text("trainer:\n  seed: 7\n")
+    result = cli("train", "--config", str(config), "--beta=3", "--help")
+    assert f"--trainer.seed=VALUE  [7, from {config}:2]" in result.stdout
+    assert "--beta=VALUE  [3.0, from --beta=3]" in result.stdout
+    assert '--trainer.run_dir=VALUE  ["runs/run", from --config' in result.stdout

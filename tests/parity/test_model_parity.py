@@ -88,5 +88,8 @@ def test_missing_tensor_is_named(hf_model_dir, tmp_path):
 
 
 def test_missing_directory_is_clear(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json: not found"):
+    with pytest.raises(CheckpointError, match="nowhere: model directory not found"):
         load_model(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json: not found"):
+        load_model(tmp_path / "empty")

@@ -1,7 +1,8 @@
 """Build a `SimpoConfig` from the embedded default preset, an optional YAML file and dotted overrides.
 
 A config file needs only the keys it changes. Every problem is reported at once, each naming the full
-key path and what was expected; unknown keys come with the nearest valid key.
+key path, what was found and expected, and the file line or argument that set it; unknown keys come with the
+nearest valid key. A config file that sets no `trainer.run_dir` gets `runs/<file stem>`, its own directory.
 """
 
 from __future__ import annotations
@@ -9,76 +10,28 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from simpo_live.config.layers import (
+    ConfigError,
+    Layer,
+    merge_layers,
+    origin_of,
+    parse_override_layer,
+    read_yaml_layer,
+    sets_key,
+)
 from simpo_live.config.schema import SimpoConfig
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 DEFAULT_PRESET = PRESETS / "default.yaml"
 
-
-class ConfigError(ValueError):
-    """One or more config problems; the message lists them all."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("config error:\n" + "\n".join(f"  {p}" for p in problems))
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"{path}: config file not found"])
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: not valid YAML ({e})"]) from e
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"])
-    return data
-
-
-def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`--a.b=1 --c=[1,2]` -> {"a": {"b": 1}, "c": [1, 2]}; values are parsed as YAML scalars/lists."""
-    tree: dict[str, Any] = {}
-    problems = []
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            problems.append(f"{arg}: overrides look like --section.key=value")
-            continue
-        key, raw = arg[2:].split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, dict) and not raw.lstrip().startswith("{"):
-            value = raw  # "reverse: a b" is a string with a colon, not a one-key mapping
-        node = tree
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                problems.append(f"{key}: conflicts with another override")
-                break
-        else:
-            node[parts[-1]] = value
-    if problems:
-        raise ConfigError(problems)
-    return tree
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+__all__ = ["ConfigError", "config_digest", "config_layers", "config_to_yaml", "load_config", "validate_layers"]
 
 
 def all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -93,6 +46,13 @@ def all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
+VALID_KEYS = all_keys(SimpoConfig)
+# Leaf keys named in a cross-field message, longest first so a dotted key wins over its last part.
+_LEAF_KEYS = [k for k in VALID_KEYS if not any(other.startswith(k + ".") for other in VALID_KEYS)]
+_MENTIONED_KEY = re.compile("|".join(rf"(?<![\w.]){re.escape(k)}(?![\w])"
+                                     for k in sorted(_LEAF_KEYS, key=len, reverse=True)))
+
+
 def _format_location(loc: tuple) -> str:
     text = ""
     for part in loc:
@@ -103,34 +63,82 @@ def _format_location(loc: tuple) -> str:
     return text
 
 
-def describe_errors(error: ValidationError) -> list[str]:
-    valid_keys = all_keys(SimpoConfig)
+def _with_origin(problem: str, where: str, layers: list[Layer]) -> str:
+    """Prefix the file line or argument that set `where`; for a rule over several keys, name where each came from."""
+    origin = origin_of(layers, re.sub(r"\[\d+\]", "", where)) if where else None
+    if origin is not None:
+        return f"{origin}: {problem}"
+    mentioned = dict.fromkeys(m.group(0) for m in _MENTIONED_KEY.finditer(problem))
+    sources = [f"{key} from {origin_of(layers, key)}" for key in mentioned if origin_of(layers, key)]
+    return f"{problem} ({'; '.join(sources)})" if sources else problem
+
+
+def describe_errors(error: ValidationError, layers: list[Layer] | None = None) -> list[str]:
+    layers = layers or []
     problems = []
     for err in error.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("literal[", "function-"))))
         where = _format_location(loc)
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(where, valid_keys, n=1, cutoff=0.5)
+            hint = difflib.get_close_matches(where, VALID_KEYS, n=1, cutoff=0.5)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-            problems.append(f"{where}: unknown key{suggestion}")
-        elif err["type"] == "value_error" and not where:
-            problems.append(err["msg"].removeprefix("Value error, "))
+            problems.append(_with_origin(f"{where}: unknown key{suggestion}", where, layers))
+        elif err["type"] == "value_error" and re.sub(r"\[\d+\]", "", where) not in _LEAF_KEYS:
+            # A rule over several fields: its message names the keys; the input is a whole section.
+            problems.append(_with_origin(message, "", layers))
         else:
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {message} (got {err.get('input')!r})" if where else message)
+            found = err.get("input")
+            problems.append(_with_origin(f"{where}: {message} (got {found!r})" if where else message, where, layers))
     return problems
+
+
+def config_layers(config_file: str | Path | None = None, overrides: list[str] | None = None) -> list[Layer]:
+    """The preset, the file, the default run_dir of the file, the overrides: lowest precedence first."""
+    layers = [read_yaml_layer(DEFAULT_PRESET, "preset default.yaml")]
+    if config_file is not None:
+        layers.append(read_yaml_layer(config_file))
+    override_layer = parse_override_layer(overrides or [])
+    if config_file is not None and not any(sets_key(layer, "trainer.run_dir") for layer in layers[1:] + [override_layer]):
+        stem = Path(config_file).stem
+        layers.append(Layer(f"--config {config_file} (its own run directory)",
+                            {"trainer": {"run_dir": f"runs/{stem}"}},
+                            {"trainer.run_dir": f"--config {config_file} (runs/<file stem>)"}))
+    layers.append(override_layer)
+    return layers
+
+
+SECTIONS = [k for k in VALID_KEYS if k not in _LEAF_KEYS]
+
+
+def check_sections(layers: list[Layer]) -> None:
+    """A section set to anything but a mapping is an error (merging would silently drop it); an empty one
+    (`trainer:` with nothing under it) means no keys."""
+    problems = []
+    for layer in layers:
+        for section in SECTIONS:
+            value = layer.data.get(section, {})
+            if value is None:
+                layer.data[section] = {}
+            elif not isinstance(value, dict):
+                where = layer.origins.get(section, layer.name)
+                problems.append(f"{where}: {section}: must be a mapping of keys, got {type(value).__name__} "
+                                f"({value!r})")
+    if problems:
+        raise ConfigError(problems)
+
+
+def validate_layers(layers: list[Layer]) -> SimpoConfig:
+    check_sections(layers)
+    try:
+        return SimpoConfig.model_validate(merge_layers(layers))
+    except ValidationError as e:
+        raise ConfigError(describe_errors(e, layers)) from None
 
 
 def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> SimpoConfig:
     """Default preset, then `config_file`, then `overrides`; validated once."""
-    data = read_yaml(DEFAULT_PRESET)
-    if config_file is not None:
-        data = deep_merge(data, read_yaml(config_file))
-    data = deep_merge(data, parse_overrides(overrides or []))
-    try:
-        return SimpoConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(describe_errors(e)) from None
+    return validate_layers(config_layers(config_file, overrides))
 
 
 def config_to_yaml(config: SimpoConfig) -> str:
@@ -141,3 +149,8 @@ def config_digest(config: SimpoConfig) -> str:
     """Short stable hash of the resolved config, recorded in every generated row."""
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`--a.b=1 --c=[1,2]` -> {"a": {"b": 1}, "c": [1, 2]} (kept for callers that want the plain tree)."""
+    return parse_override_layer(args).data

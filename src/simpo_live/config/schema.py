@@ -5,10 +5,11 @@ Code below `config/` trusts these objects: ranges, enums and cross-field rules a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The engine's and the prompt sources' own defaults and bounds: one definition per knob.
 from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
@@ -19,8 +20,15 @@ BUNDLED_MODEL = ASSETS / "tiny-reverse"
 BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
 
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+MODULE_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+PROMPT_SOURCES = ("prompts", "prompts_path", "synthetic_prompt_count", "heldout_prompt_count")
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    # allow_inf_nan=False: no float key has a meaning at NaN or infinity; they only make training non-finite.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -71,15 +79,17 @@ class OptimizerConfig(Section):
 
 
 class TrainerConfig(Section):
-    run_dir: str = "runs/default"
-    """Run directory: config.yaml, metrics.jsonl, checkpoints/, inference_eval/, report.html."""
+    run_dir: str = Field("runs/default", min_length=1)
+    """Run directory: config.yaml, metrics.jsonl, checkpoints/, inference_eval/, report.html. A --config file that
+    sets none gets runs/<file stem>. A run directory belongs to one run: resuming it with a config that changes
+    the run is refused (see allow_config_change)."""
     num_train_steps: int = Field(200, ge=1)
     """Optimizer updates to run. 'Step N' always means N updates completed."""
     train_batch_size: int = Field(16, ge=1)
     """Global batch in preference pairs per optimizer update, whatever the number of ranks."""
     micro_batch_size: int = Field(16, ge=1)
     """Pairs per forward/backward pass on one rank; gradients accumulate up to train_batch_size."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """Run seed: shuffling, initial RNG state, and the root of every sampling seed."""
     checkpoint_every: int = Field(100, ge=1)
     """Save a checkpoint every N updates (and at the end)."""
@@ -94,13 +104,23 @@ class TrainerConfig(Section):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Autocast dtype: auto means bf16 on CUDA with bf16 support, fp32 elsewhere."""
     num_threads: int | None = Field(None, ge=1)
-    """CPU intra-op threads per process; null keeps torch's default."""
+    """CPU intra-op threads per process; null: OMP_NUM_THREADS when set, else the cores per local rank."""
     strategy: Literal["ddp", "fsdp"] = "ddp"
     """Parallelism under torchrun: DDP (a full replica per rank) or FSDP2 (sharded); one process uses neither."""
     distributed_timeout_sec: float = Field(600.0, gt=0)
     """Timeout for every collective and rendezvous; a dead rank becomes an error naming it."""
     progress: bool = True
     """Show a progress bar on the leader."""
+    allow_config_change: bool = False
+    """Resume a run directory even though this config changes the run (model, data, seed, batch, schedule, loss,
+    num_train_steps...); the change is recorded in <run_dir>/config_changes.jsonl. A changed num_train_steps
+    then re-stretches the learning-rate schedule to the new horizon from the resumed step on."""
+    on_non_finite: Literal["error", "skip"] = "error"
+    """A NaN/inf loss or gradient norm: 'error' stops the run naming the step and the last good checkpoint;
+    'skip' drops that update (weights and optimizer state untouched) and counts it in train/skipped_updates."""
+    preemption_grace_sec: float = Field(60.0, gt=0)
+    """After SIGTERM: every rank checkpoints at the next step boundary and exits; if none is reached within
+    this many seconds the process exits anyway (the rerun resumes from the last checkpoint)."""
 
 
 class TrackerConfig(Section):
@@ -123,7 +143,7 @@ class InferenceEvalConfig(Section):
     """Also run a baseline eval before the first update (step 0)."""
     inference_mode: Literal["host_data_parallel", "leader_only"] = "host_data_parallel"
     """host_data_parallel: every rank generates its contiguous slice; leader_only: rank 0 generates all."""
-    prompts: list[str] | None = None
+    prompts: list[str] | None = Field(None, min_length=1)
     """Inline prompts."""
     prompts_path: str | None = None
     """Prompt file: text (one per line) or JSONL with a 'prompt' field."""
@@ -132,7 +152,7 @@ class InferenceEvalConfig(Section):
     synthetic_prompt_template: str = DEFAULT_SYNTHETIC_TEMPLATE
     """Template for synthetic prompts; {index} is the prompt index."""
     heldout_prompt_count: int | None = Field(None, ge=1)
-    """Use this many prompts of the validation split of the preference data."""
+    """Use this many prompts of the validation split of the preference data (a prompt source like the others)."""
     use_chat_template: bool = True
     """Wrap each prompt in the tokenizer's chat template (one user message)."""
     max_new_tokens: int = Field(64, ge=1)
@@ -143,7 +163,7 @@ class InferenceEvalConfig(Section):
     """Nucleus sampling mass."""
     top_k: int = Field(0, ge=0)
     """Top-k cutoff; 0 disables it."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     """Sampling seed root; defaults to trainer.seed."""
     n_samples: int = Field(1, ge=1)
     """Samples per prompt."""
@@ -185,13 +205,19 @@ class InferenceEvalConfig(Section):
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
 
+    @field_validator("scorer")
+    @classmethod
+    def _module_function(cls, spec: str | None) -> str | None:
+        if spec is not None and not MODULE_FUNCTION.fullmatch(spec):
+            raise ValueError("expected 'module:function', e.g. 'my_scorers:score'")
+        return spec
+
     @model_validator(mode="after")
     def _one_prompt_source(self) -> InferenceEvalConfig:
-        given = [name for name in ("prompts", "prompts_path", "synthetic_prompt_count")
-                 if getattr(self, name) is not None]
+        given = [f"inference_eval.{name}" for name in PROMPT_SOURCES if getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError(f"inference_eval: give at most one prompt source, got {' and '.join(given)} "
-                             "(none means held-out prompts of the preference data)")
+            raise ValueError(f"inference_eval: give at most one prompt source, got {' and '.join(given)}; set the "
+                             "others to null, inherited ones included (none at all: every held-out prompt)")
         if "{index}" not in self.synthetic_prompt_template:
             raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
         return self

@@ -14,6 +14,7 @@ from typing import Any
 from simpo_live.data.errors import DataError
 
 FORMATS = ".jsonl, .json, .parquet or a saved `datasets` directory"
+ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -49,28 +50,37 @@ def _read_rows(path: Path, split: str) -> list[tuple[Any, str]]:
 
         try:
             rows = pq.read_table(path).to_pylist()
-        except Exception as e:  # pyarrow raises several types for a damaged file
+        except Exception as e:  # pyarrow raises several types for a damaged or empty file
             raise DataError(f"{path}: cannot read as Parquet ({e})") from e
         return [(row, f"{path}:row {i}") for i, row in enumerate(rows)]
     raise DataError(f"{path}: unknown data format {suffix or '(no extension)'!r}; expected {FORMATS}")
 
 
+def read_utf8_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; another encoding is a DataError naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8") from None
+
+
 def _read_jsonl(path: Path) -> list[tuple[Any, str]]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((json.loads(line), f"{path}:{line_number}"))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{line_number}: invalid JSON ({e.msg} at column {e.colno})") from e
+    for line_number, line in enumerate(read_utf8_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((json.loads(line), f"{path}:{line_number}"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{line_number}: invalid JSON ({e.msg} at column {e.colno})") from e
     return rows
 
 
 def _read_json(path: Path) -> list[tuple[Any, str]]:
     try:
-        content = json.loads(path.read_text(encoding="utf-8") or "[]")
+        content = json.loads("\n".join(read_utf8_lines(path)) or "[]")
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from e
     if isinstance(content, dict) and isinstance(content.get("data"), list):
@@ -86,8 +96,9 @@ def _read_saved_dataset(path: Path, split: str) -> list[tuple[Any, str]]:
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except FileNotFoundError as e:
-        raise DataError(f"{path}: a directory but not a saved `datasets` Dataset/DatasetDict ({e})") from e
+    except Exception as e:  # FileNotFoundError for a plain directory; arrow/json errors for a damaged one
+        raise DataError(f"{path}: a directory but not a saved `datasets` Dataset/DatasetDict that can be read "
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
     name = str(path)
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
@@ -170,6 +181,9 @@ def _messages(value: list, field: str, source: str) -> list[dict]:
                 and isinstance(message.get("content"), str)):
             raise DataError(f"{source}: {field}[{i}] must be a message {{\"role\": str, \"content\": str}}, "
                             f"got {_preview(message)}")
+        if message["role"] not in ROLES:
+            raise DataError(f"{source}: {field}[{i}] has role {message['role']!r}; expected one of "
+                            f"{', '.join(ROLES)}")
         messages.append({"role": message["role"], "content": message["content"]})
     return messages
 

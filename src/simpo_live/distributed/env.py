@@ -34,6 +34,18 @@ def rank_info() -> RankInfo:
     )
 
 
+def intra_op_threads(requested: int | None) -> int | None:
+    """CPU threads for this process: `requested`; else None (keep torch's choice) when OMP_NUM_THREADS is set,
+    which torch already follows; else the usable cores divided among the ranks of this node."""
+    if requested is not None:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(local_ranks, 1))
+
+
 def launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or "MASTER_ADDR" in os.environ
 

@@ -40,6 +40,15 @@ def required_max_seq_len(tokenizer, prompts: list[str], settings: GenerationSett
     return longest + settings.max_new_tokens
 
 
+def longest_prompt(tokenizer, prompts: list[str], use_chat_template: bool) -> tuple[int, int]:
+    """(index, token count) of the longest prompt as tokenised for generation; (0, 0) for no prompts."""
+    lengths = [len(tokenize_prompt(tokenizer, p, use_chat_template)) for p in prompts]
+    if not lengths:
+        return 0, 0
+    index = max(range(len(lengths)), key=lengths.__getitem__)
+    return index, lengths[index]
+
+
 def generate_shard(engine: Engine, prompts: list[str], global_offset: int, settings: GenerationSettings,
                    step: int, rank: int, world_size: int, provenance: dict[str, Any] | None = None,
                    on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:

@@ -64,8 +64,11 @@ class InferenceEvalHook:
         began = time.perf_counter()
         step, rank = ctx.step, ctx.rank
         step_dir = self.plan.output_dir / f"step_{step:06d}"
-        if (step_dir / "summary.json").is_file():
-            return None  # finished before a resume (maybe on another world size): summarised and logged already
+        summary_path = step_dir / "summary.json"
+        if summary_path.is_file():  # summarised by a run killed before its checkpoint: log what it found
+            if not rank.is_leader:
+                return None
+            return {PREFIX + k: v for k, v in json.loads(summary_path.read_text())["metrics"].items()}
         memory_before = memory_reading(ctx.device)
         try:
             result = self.run_host(ctx, step_dir)

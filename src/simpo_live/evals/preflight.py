@@ -13,7 +13,7 @@ import torch
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import InferenceEvalConfig
 from simpo_live.engine.kv_cache import free_memory_bytes, kv_bytes_per_token
-from simpo_live.evals.generation import GenerationSettings, required_max_seq_len
+from simpo_live.evals.generation import longest_prompt
 from simpo_live.model import LlamaModel
 
 
@@ -30,18 +30,20 @@ def parameter_bytes(model: LlamaModel) -> int:
 
 
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
-                    device: torch.device, world_size: int, sharded: bool, scoring_bytes: int = 0) -> EvalFit:
+                    device: torch.device, world_size: int, sharded: bool, sources: list[str] | None = None,
+                    scoring_bytes: int = 0) -> EvalFit:
     """Raise ConfigError unless every request of the eval fits the model's context and the KV cache beside the
     training state, and the reward model (`scoring_bytes`, loaded once the engine is gone) fits beside the training
-    state too."""
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, use_chat_template=cfg.use_chat_template)
-    longest = required_max_seq_len(tokenizer, prompts, settings)
-    longest_prompt = longest - cfg.max_new_tokens
+    state too. A request that does not fit is named by its prompt's index and `sources` entry (file line, config
+    key or data row)."""
+    index, longest_prompt_tokens = longest_prompt(tokenizer, prompts, cfg.use_chat_template)
+    longest = max(longest_prompt_tokens, 1) + cfg.max_new_tokens
+    which = f"prompt {index}" + (f" ({sources[index]})" if sources else "")
     context = model.args.max_position_embeddings
     if longest > context:
-        raise ConfigError([f"inference_eval: the longest prompt ({longest_prompt} tokens) + max_new_tokens "
+        raise ConfigError([f"inference_eval: {which} has {longest_prompt_tokens} tokens; + max_new_tokens "
                            f"({cfg.max_new_tokens}) = {longest} tokens exceeds the model's context of {context} "
-                           "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompts"])
+                           "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompt"])
     page_bytes = cfg.page_size * kv_bytes_per_token(model.args, model.lm_head.weight.dtype)
     pages_needed = -(-longest // cfg.page_size)
     if cfg.max_pages is not None:
@@ -57,7 +59,7 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         knob = "raise inference_eval.hbm_utilization (or set max_pages)"
     check_reward_model_fits(scoring_bytes, model, device, world_size, sharded)
     if pages_needed > cache_pages:
-        raise ConfigError([f"inference_eval: a request of {longest} tokens needs {pages_needed} pages of "
+        raise ConfigError([f"inference_eval: {which} needs {longest} tokens = {pages_needed} pages of "
                            f"{cfg.page_size} tokens but the KV cache would hold {cache_pages}: {knob}, "
                            "or lower inference_eval.max_new_tokens"])
     return EvalFit(longest, pages_needed, cache_pages, cfg.page_size)

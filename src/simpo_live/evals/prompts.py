@@ -6,36 +6,57 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simpo_live.errors import UserError
+
 DEFAULT_SYNTHETIC_TEMPLATE = "Write a short story about item number {index}."
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
     """A prompt source that cannot be read, naming the file and line."""
 
 
 def load_prompts(path: str | Path) -> list[str]:
     """Prompts from a `.jsonl` file (one object with a string "prompt" per line) or a text file (one per
     line). Blank lines are skipped in both."""
+    return [prompt for prompt, _ in load_prompts_with_sources(path)]
+
+
+def load_prompts_with_sources(path: str | Path) -> list[tuple[str, str]]:
+    """(prompt, "file:line") for every prompt of the file, so a later error can name the line."""
     path = Path(path)
+    if path.is_dir():
+        raise PromptError(f"{path}: is a directory, expected a prompts file (text or JSONL)")
     if not path.is_file():
         raise PromptError(f"{path}: prompts file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    if path.suffix != ".jsonl" and not first.lstrip().startswith("{"):
-        return [line for line in lines if line.strip()]
-    prompts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PromptError(f"{path}:{number}: not valid JSON ({e})") from e
-        prompt = record.get("prompt") if isinstance(record, dict) else None
-        if not isinstance(prompt, str):
-            raise PromptError(f"{path}:{number}: \"prompt\" must be a string, got {type(prompt).__name__}")
-        prompts.append(prompt)
-    return prompts
+    data = path.read_bytes()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise PromptError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8") \
+            from None
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    is_jsonl = path.suffix == ".jsonl" or (numbered and numbered[0][1].lstrip().startswith("{"))
+    if not is_jsonl:
+        return [(line, f"{path}:{number}") for number, line in numbered]
+    return [(_jsonl_prompt(line, f"{path}:{number}"), f"{path}:{number}") for number, line in numbered]
+
+
+def _jsonl_prompt(line: str, source: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise PromptError(f"{source}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise PromptError(f"{source}: expected an object with a \"prompt\" string, got {type(record).__name__}")
+    if "prompt" not in record:
+        raise PromptError(f"{source}: missing field \"prompt\" (has {', '.join(map(repr, record)) or 'no fields'})")
+    prompt = record["prompt"]
+    if not isinstance(prompt, str):
+        raise PromptError(f"{source}: \"prompt\" must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise PromptError(f"{source}: \"prompt\" is empty")
+    return prompt
 
 
 def synthetic_prompts(count: int, template: str = DEFAULT_SYNTHETIC_TEMPLATE) -> list[str]:

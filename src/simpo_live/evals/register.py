@@ -19,7 +19,7 @@ from simpo_live.evals.hook import InferenceEvalHook
 from simpo_live.evals.preflight import check_eval_fits
 from simpo_live.evals.reward import check_reward_context, inspect_reward_model, reward_dtype, reward_model_bytes
 from simpo_live.evals.scorer import load_scorer
-from simpo_live.evals.sources import resolve_prompts
+from simpo_live.evals.sources import resolve_prompts_with_sources
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -40,7 +40,10 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
     cfg = session.cfg.inference_eval
     if not cfg.enabled:
         return None
-    prompts = resolve_prompts(cfg, session.data)
+    with_sources = resolve_prompts_with_sources(cfg, session.data)
+    prompts, sources = [p for p, _ in with_sources], [s for _, s in with_sources]
+    if not prompts and cfg.prompts_path is not None:
+        raise ConfigError([f"{cfg.prompts_path}: no prompts in the file (inference_eval.prompts_path)"])
     if not prompts:
         raise ConfigError(["inference_eval: no prompts (set prompts, prompts_path or synthetic_prompt_count; "
                            "held-out prompts need a validation split)"])
@@ -51,7 +54,7 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
     scoring_bytes = reward_model_bytes(reward_model, reward_dtype(cfg.reward_model_dtype, session.device),
                                        cfg.reward_batch_tokens) if reward_model else 0
     fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
-                          session.rank.world_size, is_sharded(session.model), scoring_bytes)
+                          session.rank.world_size, is_sharded(session.model), sources, scoring_bytes)
     trainer = session.cfg.trainer
     steps = cfg.schedule_steps(trainer.num_train_steps)
     plan = EvalPlan(
@@ -73,5 +76,7 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
         reward_model=reward_model,
     )
     hook = InferenceEvalHook(cfg, plan)
-    session.hooks.add("inference_eval", lambda s: hook(eval_context(s)), at_steps=steps, rerun_on_resume=True)
+    # Runs before the checkpoint of its step, so a resumed run never repeats it (the hook still reuses finished host
+    # files and the summary left by a run killed before that checkpoint).
+    session.hooks.add("inference_eval", lambda s: hook(eval_context(s)), at_steps=steps)
     return hook

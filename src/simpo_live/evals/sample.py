@@ -18,13 +18,26 @@ import torch
 
 from simpo_live.distributed.env import rank_info
 from simpo_live.distributed.sharding import shard_bounds
-from simpo_live.engine import Engine, EngineConfig
-from simpo_live.evals.generation import GenerationSettings, generate_shard, required_max_seq_len, write_host_file
-from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts
+from simpo_live.engine import CapacityError, Engine, EngineConfig
+from simpo_live.errors import UserError
+from simpo_live.evals.generation import (
+    GenerationSettings,
+    generate_shard,
+    longest_prompt,
+    required_max_seq_len,
+    write_host_file,
+)
+from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
+from simpo_live.run_dir import check_writable_dir
 
 
-class SampleInputError(ValueError):
-    """A bad argument of the command, named."""
+class SampleInputError(UserError):
+    """A bad argument of the command, named; the CLI prints it and exits with 2."""
+
+    exit_code = 2
+
+    def describe(self) -> str:
+        return f"simpo-live sample: error: {self}"
 
 
 @dataclass(frozen=True)
@@ -35,11 +48,6 @@ class Share:
     end: int
     host: int
     num_hosts: int
-
-
-def _fail(message: str) -> int:
-    print(f"simpo-live sample: error: {message}", file=sys.stderr)
-    return 2
 
 
 def parse_pair(text: str, separator: str, option: str) -> tuple[int, int]:
@@ -75,29 +83,58 @@ def engine_config_for(engine_config_file: str | None, max_seq_len: int, max_seqs
         raise SampleInputError(f"--engine-config {engine_config_file}: {e}") from None
 
 
+def read_sample_prompts(prompts_file: str | None, synthetic: int | None) -> list[tuple[str, str]]:
+    """(prompt, source) pairs from exactly one of --prompts FILE or --synthetic N."""
+    if (prompts_file is None) == (synthetic is None):
+        raise SampleInputError("give exactly one of --prompts FILE or --synthetic N")
+    if synthetic is not None:
+        return [(p, f"synthetic prompt {i}") for i, p in enumerate(synthetic_prompts(synthetic))]
+    try:
+        prompts = load_prompts_with_sources(prompts_file)
+    except PromptError as e:
+        raise SampleInputError(f"--prompts {e}") from None
+    if not prompts:
+        raise SampleInputError(f"--prompts {prompts_file}: no prompts in the file")
+    return prompts
+
+
+def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: GenerationSettings, context: int,
+                       max_pages: int | None, page_size: int) -> None:
+    """Refuse, before generating anything, a prompt whose request cannot fit the model's context or the cache."""
+    index, prompt_tokens = longest_prompt(tokenizer, [p for p, _ in prompts], settings.use_chat_template)
+    total = prompt_tokens + settings.max_new_tokens
+    which = f"prompt {index} ({prompts[index][1]})"
+    if total > context:
+        raise SampleInputError(f"{which} has {prompt_tokens} tokens; + --max-new-tokens {settings.max_new_tokens} "
+                               f"= {total} exceeds the model's context of {context}: lower --max-new-tokens or "
+                               "shorten it")
+    pages = -(-total // page_size)
+    if max_pages is not None and pages > max_pages:
+        raise SampleInputError(f"{which} needs {total} tokens = {pages} pages of {page_size} but --max-pages is "
+                               f"{max_pages}: raise --max-pages or lower --max-new-tokens")
+
+
 def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
                        out_dir: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
                        n_samples: int = 1, ignore_eos: bool = False, no_chat_template: bool = False, step: int = 0,
                        max_seqs: int = 256, max_pages: int | None = None, page_size: int = 16,
                        dtype: str = "auto", engine_config_file: str | None = None, prompt_slice: str | None = None,
                        host: str | None = None) -> int:
-    """Run the command; returns the process exit code (0 ok, 2 bad input)."""
-    from transformers import AutoTokenizer
+    """Run the command; returns the process exit code (0 ok). Bad arguments raise SampleInputError (exit code 2)."""
     from tqdm import tqdm
 
-    from simpo_live.model.checkpoint import CheckpointError, load_model
+    from simpo_live.data import load_tokenizer
+    from simpo_live.model.checkpoint import load_model
 
-    if (prompts_file is None) == (synthetic is None):
-        return _fail("give exactly one of --prompts FILE or --synthetic N")
     if not Path(model_dir).is_dir():
-        return _fail(f"--model {model_dir}: directory not found")
+        raise SampleInputError(f"--model {model_dir}: directory not found")
+    with_sources = read_sample_prompts(prompts_file, synthetic)
+    prompts = [p for p, _ in with_sources]
+    share = resolve_share(len(prompts), prompt_slice, host)
     try:
-        prompts = load_prompts(prompts_file) if prompts_file is not None else synthetic_prompts(synthetic)
-        if not prompts:
-            return _fail(f"--prompts {prompts_file}: no prompts in the file")
-        share = resolve_share(len(prompts), prompt_slice, host)
-    except (PromptError, SampleInputError) as e:
-        return _fail(str(e))
+        check_writable_dir(out_dir, "--out")
+    except UserError as e:
+        raise SampleInputError(str(e)) from None
 
     info = rank_info()
     device = torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
@@ -105,20 +142,18 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
         dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
     try:
         model = load_model(model_dir, torch_dtype, device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (CheckpointError, OSError, ValueError) as e:
-        return _fail(f"--model {model_dir}: {e}")
+        tokenizer = load_tokenizer(model_dir)
+    except UserError as e:
+        raise SampleInputError(f"--model {e}") from None
 
     mine = prompts[share.start: share.end]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                   n=n_samples, ignore_eos=ignore_eos, seed=seed,
                                   use_chat_template=not no_chat_template)
+    check_requests_fit(tokenizer, with_sources, settings, model.args.max_position_embeddings, max_pages, page_size)
     # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.
     max_seq_len = min(model.args.max_position_embeddings, required_max_seq_len(tokenizer, mine, settings))
-    try:
-        config = engine_config_for(engine_config_file, max_seq_len, max_seqs, max_pages, page_size)
-    except SampleInputError as e:
-        return _fail(str(e))
+    config = engine_config_for(engine_config_file, max_seq_len, max_seqs, max_pages, page_size)
     bar = tqdm(total=len(mine) * n_samples * max_new_tokens, unit="tok", unit_scale=True,
                desc=f"sample (host {share.host} of {share.num_hosts})", disable=not info.is_leader)
     began = time.perf_counter()
@@ -127,10 +162,10 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
             rows = generate_shard(engine, mine, share.start, settings, step, share.host, share.num_hosts,
                                   provenance={"model_path": str(Path(model_dir).resolve())},
                                   on_step=lambda result: bar.update(result.num_generated_tokens))
-    except ValueError as e:  # a request that cannot fit names its knob; no traceback needed
+    except CapacityError as e:  # a request that cannot fit the cache names its knob; no traceback needed
+        raise SampleInputError(str(e)) from None
+    finally:
         bar.close()
-        return _fail(str(e))
-    bar.close()
     path = write_host_file(out_dir, rows, share.host, share.num_hosts)
     if info.is_leader:
         tokens = sum(r["generated_token_count"] for r in rows)

@@ -6,10 +6,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from simpo_live.errors import UserError
+
 Scorer = Callable[[dict[str, Any]], float]
 
 
-class ScorerError(ValueError):
+class ScorerError(UserError):
     """A scorer that cannot be imported or called."""
 
 
@@ -21,11 +23,13 @@ def load_scorer(spec: str | None) -> Scorer | None:
         raise ScorerError(f"inference_eval.scorer: expected 'module:function', got {spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ScorerError(f"inference_eval.scorer: cannot import module {module_name!r} ({e})") from e
+    except Exception as e:  # ImportError, or whatever the module raises (SyntaxError, ...) while importing
+        raise ScorerError(f"inference_eval.scorer: cannot import module {module_name!r} "
+                          f"({type(e).__name__}: {e})") from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise ScorerError(f"inference_eval.scorer: {module_name!r} has no function {function_name!r}")
+        raise ScorerError(f"inference_eval.scorer: module {module_name!r} has no function {function_name!r}"
+                          + (f" ({function_name} is a {type(function).__name__})" if function is not None else ""))
     return function
 
 

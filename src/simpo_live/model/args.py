@@ -9,11 +9,33 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from simpo_live.errors import UserError
+
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UserError):
     """A checkpoint whose architecture this implementation does not cover."""
+
+
+DIMENSION_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "head_dim", "max_position_embeddings")
+
+
+def check_dimensions(config: dict[str, Any], source: str) -> None:
+    """Sizes must be positive integers and the heads must divide evenly; otherwise building the model would fail
+    deep inside torch with a message that names nothing."""
+    for key in DIMENSION_KEYS:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UnsupportedModelError(f"{source}: {key} must be a positive integer, got {value!r}")
+    heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads") or config["num_attention_heads"]
+    if heads % kv_heads:
+        raise UnsupportedModelError(f"{source}: num_attention_heads ({heads}) is not a multiple of "
+                                    f"num_key_value_heads ({kv_heads})")
+    if not config.get("head_dim") and config["hidden_size"] % heads:
+        raise UnsupportedModelError(f"{source}: hidden_size ({config['hidden_size']}) is not a multiple of "
+                                    f"num_attention_heads ({heads}) and head_dim is not given")
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,7 @@ class ModelArgs:
                                "num_attention_heads") if k not in config]
         if missing:
             raise UnsupportedModelError(f"{source}: missing keys {missing}")
+        check_dimensions(config, source)
         num_heads = config["num_attention_heads"]
         rope_scaling = config.get("rope_scaling")
         rope_theta = config.get("rope_theta")

@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from simpo_live.errors import UserError
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 
@@ -16,36 +17,55 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint directory that cannot be loaded, with the reason and the path."""
 
 
 def read_model_args(directory: str | Path) -> ModelArgs:
-    config_path = Path(directory) / "config.json"
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: model directory not found")
+    config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: not found (expected a Hugging Face model directory)")
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
     return ModelArgs.from_hf_config(config, source=str(config_path))
+
+
+def _tensor_names(file: Path) -> list[str]:
+    try:
+        with safe_open(file, framework="pt") as f:
+            return list(f.keys())
+    except Exception as e:  # safetensors raises its own error types for a truncated or foreign file
+        raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from e
 
 
 def _tensor_files(directory: Path) -> dict[str, Path]:
     """Map each tensor name to the safetensors file holding it."""
     index_path = directory / INDEX_FILE
     if index_path.is_file():
-        weight_map = json.loads(index_path.read_text())["weight_map"]
-        return {name: directory / file for name, file in weight_map.items()}
+        try:
+            weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{index_path}: not a safetensors index with a \"weight_map\" ({e})") from e
+        files = {name: directory / file for name, file in weight_map.items()}
+        absent = sorted({str(f.name) for f in files.values() if not f.is_file()})
+        if absent:
+            raise CheckpointError(f"{index_path}: names shard files that are missing: {', '.join(absent)}")
+        return files
     single = directory / SINGLE_FILE
     if not single.is_file():
         raise CheckpointError(f"{directory}: neither {SINGLE_FILE} nor {INDEX_FILE} found")
-    with safe_open(single, framework="pt") as f:
-        return {name: single for name in f.keys()}
+    return {name: single for name in _tensor_names(single)}
 
 
 def load_state_dict(directory: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
-    """Read the named tensors; a missing one is an error naming it and the directory."""
+    """Read the named tensors; a missing one, or a damaged file, is an error naming it and the directory."""
     directory = Path(directory)
     files = _tensor_files(directory)
     missing = [n for n in names if n not in files]
@@ -57,9 +77,12 @@ def load_state_dict(directory: str | Path, names: list[str]) -> dict[str, torch.
         by_file.setdefault(files[name], []).append(name)
     tensors = {}
     for file, file_names in by_file.items():
-        with safe_open(file, framework="pt") as f:
-            for name in file_names:
-                tensors[name] = f.get_tensor(name)
+        try:
+            with safe_open(file, framework="pt") as f:
+                for name in file_names:
+                    tensors[name] = f.get_tensor(name)
+        except Exception as e:  # a truncated shard fails here, at the first tensor past its end
+            raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from e
     return tensors
 
 
@@ -99,6 +122,7 @@ def save_model(model: LlamaModel, directory: str | Path, dtype: torch.dtype | No
         tensor = tensor.detach().to("cpu")
         state[name] = (tensor.to(dtype) if dtype else tensor).contiguous()
     save_file(state, str(directory / SINGLE_FILE), metadata={"format": "pt"})
+    (directory / SINGLE_FILE).chmod(0o644)  # safetensors creates it 0600, unlike every other file it sits beside
     config = args.to_hf_config()
     config["torch_dtype"] = str(dtype or next(iter(state.values())).dtype).removeprefix("torch.")
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -21,12 +21,16 @@ import torch.distributed as dist
 
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
+from simpo_live.errors import NonFiniteError
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import load_state_dict, save_model
+from simpo_live.model.checkpoint import CheckpointError, load_state_dict, read_model_args, save_model
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
 CHECKPOINT_NAME = re.compile(r"^step_(\d{6,})$")
+# ModelArgs fields that decide tensor shapes: a checkpoint differing in one was saved from another model.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "tie_word_embeddings", "attention_bias")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TrainerState:
     optimizer: dict[str, Any] | None  # None when saved sharded under optimizer/
     scheduler: dict[str, Any]
     rng: dict[str, Any]
+    skipped_updates: int = 0  # non-finite updates dropped so far (trainer.on_non_finite=skip)
 
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
@@ -63,7 +68,7 @@ def _barrier(rank: RankInfo) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: LlamaModel, optimizer, scheduler,
-                    step: int, tokenizer, keep: int, rank: RankInfo) -> Path:
+                    step: int, tokenizer, keep: int, rank: RankInfo, skipped_updates: int = 0) -> Path:
     """Collective under FSDP (every rank calls it); under DDP or one process only the leader writes."""
     target = checkpoint_dir(run_dir, step)
     tmp = target.with_name(target.name + ".tmp")
@@ -75,6 +80,10 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     weights = full_state_dict(model, leader_only=True)
+    if rank.is_leader and (bad := first_non_finite(weights)) is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NonFiniteError(f"step {step}: weight {bad} is not finite; checkpoint not written (the previous "
+                             f"ones in {Path(run_dir) / 'checkpoints'} are kept)")
     if sharded:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
@@ -88,7 +97,8 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
-                             scheduler=scheduler.state_dict(), rng=capture_rng_state())
+                             scheduler=scheduler.state_dict(), rng=capture_rng_state(),
+                             skipped_updates=skipped_updates)
         torch.save(state.__dict__, tmp / STATE_FILE)
         if target.exists():
             shutil.rmtree(target)
@@ -117,19 +127,90 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
-    for _, path in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+    """Keep the newest `keep` complete checkpoints; remove everything older, including the half-deleted or
+    half-written leftovers of a crash (which the latest-checkpoint search never lists)."""
+    kept = list_checkpoints(run_dir)[-keep:]
+    if not kept:
+        return
+    oldest_kept = kept[0][0]
+    for path in (Path(run_dir) / "checkpoints").iterdir():
+        match = CHECKPOINT_NAME.match(path.name.removesuffix(".tmp"))
+        if match and int(match.group(1)) < oldest_kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def load_weights(path: Path, model: LlamaModel) -> TrainerState:
-    """Load weights into the plain `model` in place (keeping dtype and device); return the trainer state."""
-    names = [n for n in model.state_dict() if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
+class CheckpointShapeError(CheckpointError):
+    """A checkpoint whose tensors do not fit this model: it belongs to another model, not a damaged file."""
+
+
+@dataclass
+class ResumePoint:
+    path: Path
+    state: TrainerState
+    skipped: list[tuple[Path, str]]
+    """Newer checkpoints that could not be read, with the reason: the run resumes from an older one."""
+
+
+def read_checkpoint(path: Path, model: LlamaModel) -> tuple[TrainerState, dict[str, torch.Tensor]]:
+    """The trainer state and the weights of checkpoint `path`, checked against `model` (which is not touched).
+    A damaged file is a CheckpointError; tensors of another shape are a CheckpointShapeError."""
+    try:
+        raw = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        state = TrainerState(**raw)
+    except Exception as e:  # torch.load raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path / STATE_FILE}: cannot be read ({type(e).__name__}: {e})") from e
+    expected = int(CHECKPOINT_NAME.match(path.name).group(1))
+    if state.step != expected:
+        raise CheckpointError(f"{path / STATE_FILE}: holds step {state.step}, the directory name says {expected}")
+    saved_args = read_model_args(path)
+    differing = [f"{k} {getattr(saved_args, k)} (run's model: {getattr(model.args, k)})" for k in SHAPE_FIELDS
+                 if getattr(saved_args, k) != getattr(model.args, k)]
+    if differing:
+        raise CheckpointShapeError(f"{path}: the checkpoint belongs to another model ({', '.join(differing)}); "
+                                   "use a new trainer.run_dir")
+    own = model.state_dict()
+    names = [n for n in own if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
     weights = load_state_dict(path, names)
-    with torch.no_grad():
-        for name, param in model.state_dict().items():
-            if name in weights:
-                param.copy_(weights[name])
-    return TrainerState(**torch.load(path / STATE_FILE, map_location="cpu", weights_only=False))
+    for name, tensor in weights.items():
+        if tensor.shape != own[name].shape:
+            raise CheckpointShapeError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)} but this run's model has "
+                f"{tuple(own[name].shape)}: the checkpoint belongs to another model; use a new trainer.run_dir")
+    return state, weights
+
+
+def find_resume_point(run_dir: str | Path, model: LlamaModel) -> ResumePoint | None:
+    """The newest checkpoint that reads cleanly, loaded into `model` in place (keeping its dtype and device).
+
+    A damaged newer checkpoint (a crash while it was pruned, a truncated copy) is skipped and reported; if every
+    checkpoint is damaged the run stops rather than silently starting over."""
+    skipped: list[tuple[Path, str]] = []
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            state, weights = read_checkpoint(path, model)
+        except CheckpointShapeError:
+            raise
+        except CheckpointError as e:
+            skipped.append((path, str(e)))
+            continue
+        with torch.no_grad():
+            for name, param in model.state_dict().items():
+                if name in weights:
+                    param.copy_(weights[name])
+        return ResumePoint(path, state, skipped)
+    if skipped:
+        reasons = "; ".join(reason for _, reason in skipped)
+        raise CheckpointError(f"{Path(run_dir) / 'checkpoints'}: no checkpoint can be read ({reasons}); move the "
+                              "damaged ones away to start over, or use a new trainer.run_dir")
+    return None
+
+
+def first_non_finite(weights: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating tensor holding a NaN or infinity, or None."""
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def load_optimizer(path: Path, state: TrainerState, model: torch.nn.Module, optimizer) -> None:
@@ -139,7 +220,7 @@ def load_optimizer(path: Path, state: TrainerState, model: torch.nn.Module, opti
         return
     sharded_dir = path / SHARDED_OPTIMIZER_DIR
     if not sharded_dir.is_dir() or not is_sharded(model):
-        raise ValueError(f"{path}: optimizer state was saved sharded (FSDP); resume it with trainer.strategy=fsdp "
+        raise CheckpointError(f"{path}: optimizer state was saved sharded (FSDP); resume it with trainer.strategy=fsdp "
                          "at the same world size")
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict

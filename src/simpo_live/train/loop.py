@@ -1,8 +1,17 @@
-"""The training loop: read it top to bottom. Setup lives in `session.py`; hooks do everything periodic."""
+"""The training loop: read it top to bottom. Setup lives in `session.py`; hooks do everything periodic.
+
+Everything for step N (the update, validation, export, evals) happens before checkpoint N is written, so a
+checkpoint means "step N is complete" and a run killed at any moment resumes from one without losing or repeating
+a logged row.
+"""
 
 from __future__ import annotations
 
 from simpo_live.data import collate_pairs, global_batch_indices, rank_slice
+from simpo_live.errors import NonFiniteError
+from simpo_live.train.checkpoint import latest_checkpoint
+from simpo_live.train.periodic import checkpoint_hook
+from simpo_live.train.preemption import Preempted, StopRequest
 from simpo_live.train.progress import TrainProgress
 from simpo_live.train.session import TrainingSession
 from simpo_live.train.step import train_step
@@ -24,17 +33,48 @@ def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -
             session.tracker.log(hook_metrics, session.step)
 
 
-def train_loop(session: TrainingSession) -> None:
+def check_update(session: TrainingSession, metrics: dict[str, float]) -> None:
+    """A non-finite update was not applied: stop the run (the default) or count it as skipped."""
+    if "train/update_skipped" not in metrics:
+        return
+    if session.cfg.trainer.on_non_finite == "error":
+        session.tracker.log(metrics, session.step)  # the offending row stays in metrics.jsonl
+        last = latest_checkpoint(session.run_dir)
+        raise NonFiniteError(
+            f"step {session.step}: loss {metrics['train/loss']} / grad norm {metrics['train/grad_norm']} is not "
+            f"finite; the update was not applied and the run stops. The last good checkpoint is "
+            f"{last or 'none (no checkpoint yet)'}. Lower optimizer.learning_rate or beta, or set "
+            "trainer.on_non_finite=skip to drop such updates")
+    session.skipped_updates += 1
+    metrics["train/skipped_updates"] = float(session.skipped_updates)
+    if session.progress is not None:
+        session.progress.write(f"warning: step {session.step}: non-finite loss or grad norm, update skipped "
+                               f"({session.skipped_updates} so far)")
+
+
+def stop_if_asked(session: TrainingSession, stop: StopRequest) -> None:
+    """After SIGTERM on any rank: every rank checkpoints this step (unless just done) and the run stops."""
+    if not stop.agreed(session.rank, session.cfg.trainer.distributed_timeout_sec):
+        return
+    if session.step > 0 and session.last_checkpoint_step != session.step:
+        checkpoint_hook(session)
+    raise Preempted(session.step)
+
+
+def train_loop(session: TrainingSession, stop: StopRequest) -> None:
     num_steps = session.cfg.trainer.num_train_steps
     progress = TrainProgress(num_steps, session.step, enabled=session.rank.is_leader and session.cfg.trainer.progress)
     session.progress = progress
     # Before the first update (step 0: baseline eval), or at the resumed step (idempotent hooks only).
     run_hooks(session, num_steps, resumed=session.step > 0)
+    stop_if_asked(session, stop)
     for step in range(session.step, num_steps):
         metrics = train_step(session.model, session.optimizer, session.scheduler,
                              micro_batches_for_step(session, step), session.step_settings)
         session.step = step + 1  # "step" = optimizer updates completed
+        check_update(session, metrics)
         session.tracker.log(metrics, session.step)
         progress.update(session.step, metrics)
         run_hooks(session, num_steps)
+        stop_if_asked(session, stop)
     progress.close()

@@ -29,7 +29,9 @@ def validation_hook(session: TrainingSession) -> dict[str, float] | None:
 
 def checkpoint_hook(session: TrainingSession) -> None:
     path = save_checkpoint(session.run_dir, session.model, session.raw_model, session.optimizer, session.scheduler,
-                           session.step, session.tokenizer, session.cfg.trainer.keep_last_checkpoints, session.rank)
+                           session.step, session.tokenizer, session.cfg.trainer.keep_last_checkpoints, session.rank,
+                           session.skipped_updates)
+    session.last_checkpoint_step = session.step
     if session.progress is not None:
         session.progress.write(f"checkpoint: {path}")
 
@@ -45,8 +47,13 @@ def hf_export_hook(session: TrainingSession) -> None:
 
 
 def register_trainer_hooks(session: TrainingSession) -> None:
+    """Validation and HF export; the checkpoint hook is registered last, after the evals (see loop.py)."""
     cfg = session.cfg
     session.hooks.add("validation", validation_hook, every=cfg.trainer.eval_every, at_steps=[0], at_end=True)
     if cfg.hf_save_path and cfg.hf_save_steps:
         session.hooks.add("hf_export", hf_export_hook, every=cfg.hf_save_steps, at_end=True)
-    session.hooks.add("checkpoint", checkpoint_hook, every=cfg.trainer.checkpoint_every, at_end=True)
+
+
+def register_checkpoint_hook(session: TrainingSession) -> None:
+    """Checkpoint N is written after every other hook of step N, so it marks the step as complete."""
+    session.hooks.add("checkpoint", checkpoint_hook, every=session.cfg.trainer.checkpoint_every, at_end=True)

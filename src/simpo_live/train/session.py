@@ -6,6 +6,7 @@ The loop state lives in one place, `TrainingSession`; hooks receive it and read 
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,18 @@ import torch
 from simpo_live.config import SimpoConfig, config_to_yaml
 from simpo_live.config.load import ConfigError
 from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
-from simpo_live.distributed.env import RankInfo, init_process_group, rank_info
+from simpo_live.distributed.env import RankInfo, init_process_group, intra_op_threads, rank_info
 from simpo_live.distributed.gather import gather_to_all
 from simpo_live.distributed.parallel import wrap_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_model
+from simpo_live.model.checkpoint import CheckpointError, load_model, read_model_args
 from simpo_live.tracking import Tracker, build_trackers
-from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, load_weights, restore_rng_state
+from simpo_live.tracking.base import NullTracker
+from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
 from simpo_live.train.optim import build_optimizer, build_scheduler
+from simpo_live.train.ownership import record_config_changes
 from simpo_live.train.step import StepSettings
 
 
@@ -46,6 +49,9 @@ class TrainingSession:
     tracker: Tracker
     step: int = 0
     resumed_from: Path | None = None
+    last_checkpoint_step: int | None = None
+    skipped_updates: int = 0
+    """Non-finite updates dropped under trainer.on_non_finite=skip (kept in checkpoints, so a resume goes on)."""
     hooks: HookRegistry = field(default_factory=HookRegistry)
     progress: Any = None
 
@@ -92,9 +98,12 @@ def check_same_resume_point(resume_path: Path | None, rank: RankInfo, timeout_se
 
 
 def build_session(cfg: SimpoConfig) -> TrainingSession:
+    """Everything the loop needs, read and checked (data, tokenizer, model, resume checkpoint) without writing
+    anything: the run directory is only touched by `open_run_dir`, once every input is known to be good."""
     rank = rank_info()
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
+    threads = intra_op_threads(cfg.trainer.num_threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     device = pick_device(cfg, rank)
     init_process_group(rank, device, cfg.trainer.distributed_timeout_sec, force=cfg.trainer.strategy == "fsdp")
     micro_batch_size = micro_batch_size_per_rank(cfg, rank.world_size)
@@ -102,12 +111,17 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     torch.manual_seed(cfg.trainer.seed)
     run_dir = Path(cfg.trainer.run_dir)
 
+    read_model_args(cfg.model.path)  # a bad model directory is named as one before its tokenizer is read
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
     raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
-    resume_path = latest_checkpoint(run_dir)
+    resume = find_resume_point(run_dir, raw_model)
+    resume_path, state = (resume.path, resume.state) if resume else (None, None)
+    if resume and resume.skipped and rank.is_leader:
+        for path, reason in resume.skipped:
+            print(f"warning: skipping checkpoint {path.name}: {reason}", file=sys.stderr)
+        print(f"warning: resuming from the older checkpoint {resume_path}", file=sys.stderr)
     check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
-    state = load_weights(resume_path, raw_model) if resume_path else None
 
     model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
     optimizer = build_optimizer(model, cfg.optimizer)
@@ -117,17 +131,26 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         scheduler.load_state_dict(state.scheduler)
         restore_rng_state(state.rng)
 
-    if rank.is_leader:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / "config.yaml") as f:
-            f.write(config_to_yaml(cfg))
-    tracker = build_trackers(cfg.tracker, run_dir, state.step if state else 0, rank.is_leader,
-                             cfg.model_dump(mode="json"))
     settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
                             autocast_dtype(cfg, device), device)
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
-        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=tracker,
+        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
         step=state.step if state else 0, resumed_from=resume_path,
+        last_checkpoint_step=state.step if state else None, skipped_updates=state.skipped_updates if state else 0,
     )
+
+
+def open_run_dir(session: TrainingSession, config_changes: dict[str, tuple[Any, Any]]) -> None:
+    """Write config.yaml (and an accepted config change) and start the trackers: the first writes of a run."""
+    cfg, run_dir = session.cfg, session.run_dir
+    if session.rank.is_leader:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if config_changes:
+            record_config_changes(run_dir, config_changes, session.step)
+        with atomic_write(run_dir / "config.yaml") as f:
+            f.write(config_to_yaml(cfg))
+    # A fresh start keeps no rows of an earlier attempt (-1: nothing was logged before step 0 completed).
+    session.tracker = build_trackers(cfg.tracker, run_dir, session.step if session.resumed_from else -1,
+                                     session.rank.is_leader, cfg.model_dump(mode="json"))

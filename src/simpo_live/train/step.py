@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -53,19 +56,30 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         stats.add(out, chosen, rejected, batch.num_tokens)
     max_norm = settings.max_grad_norm if settings.max_grad_norm is not None else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
     stats = stats.all_reduce()
+    # The loss sum and the gradient norm are global, so every rank takes the same decision: a non-finite update
+    # is never applied (the caller stops the run or counts it as skipped).
+    is_finite = math.isfinite(stats.loss) and math.isfinite(grad_norm)
+    if is_finite:
+        optimizer.step()
+        scheduler.step()
+    else:
+        with warnings.catch_warnings():  # the schedule still advances: a skipped update is still a step
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+            scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - start
-    memory = {}
+    extra = {}
     if settings.device.type == "cuda":
-        memory["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
+        extra["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
+    if not is_finite:
+        extra["train/update_skipped"] = 1.0
     return {
-        **memory,
+        **extra,
         **stats.means("train"),
-        "train/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+        "train/grad_norm": grad_norm,
         "train/lr": lr,
         "train/num_tokens": stats.num_tokens,
         "train/tokens_per_sec": stats.num_tokens / elapsed,
