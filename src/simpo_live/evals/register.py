@@ -6,18 +6,21 @@ once and, at every scheduled step, an `EvalContext` of what the call needs.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 
 from simpo_live.config import config_digest
 from simpo_live.config.load import ConfigError
+from simpo_live.config.schema import BUNDLED_MODEL
 from simpo_live.distributed.parallel import is_sharded
 from simpo_live.evals.context import EvalContext, EvalPlan
 from simpo_live.evals.generation import GenerationSettings
 from simpo_live.evals.hook import InferenceEvalHook
 from simpo_live.evals.preflight import check_eval_fits
-from simpo_live.evals.reward import check_reward_context, inspect_reward_model, reward_dtype, reward_model_bytes
+from simpo_live.evals.reward import (BUNDLED_PREFIX, check_reward_context, inspect_reward_model, reward_dtype,
+                                     reward_model_bytes)
 from simpo_live.evals.scorer import load_scorer
 from simpo_live.evals.sources import resolve_prompts_with_sources
 
@@ -29,6 +32,14 @@ def eval_dtype(name: str, device: torch.device) -> torch.dtype | None:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return DTYPES[name]
+
+
+def warn_if_bundled_for_another_model(reward_model: str, model_path: str) -> None:
+    """The bundled reward model knows only the bundled task: say so when it scores another model's answers."""
+    if reward_model.startswith(BUNDLED_PREFIX) and Path(model_path).resolve() != BUNDLED_MODEL.resolve():
+        print(f"warning: inference_eval.reward_model is {reward_model}, which scores the bundled reverse-words task "
+              f"only, but model.path is {model_path}: set inference_eval.reward_model to your reward model or null",
+              file=sys.stderr)
 
 
 def eval_context(session) -> EvalContext:
@@ -51,6 +62,8 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
     reward_model = inspect_reward_model(cfg.reward_model) if cfg.reward_model else None
     if reward_model is not None:
         check_reward_context(reward_model, prompts, cfg.max_new_tokens)
+        if session.rank.is_leader:
+            warn_if_bundled_for_another_model(cfg.reward_model, session.cfg.model.path)
     scoring_bytes = reward_model_bytes(reward_model, reward_dtype(cfg.reward_model_dtype, session.device),
                                        cfg.reward_batch_tokens) if reward_model else 0
     fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
