@@ -97,6 +97,11 @@ class TrainerConfig(Section):
     """Timeout for every collective and rendezvous; a dead rank becomes an error naming it."""
     progress: bool = True
     """Show a progress bar on the leader."""
+    logprob_chunk_tokens: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
+    """Response positions per lm_head chunk (forward and recomputed backward): memory O(chunk x vocab), not
+    O(tokens x vocab). auto: ~64 MiB of fp32 logits per chunk (vocab 128,256 -> 128); 0: all at once."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in backward (non-reentrant) instead of keeping them."""
 
 
 class TrackerConfig(Section):

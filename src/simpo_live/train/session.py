@@ -21,6 +21,7 @@ from simpo_live.distributed.parallel import wrap_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError, load_model
+from simpo_live.model.logprobs import resolve_chunk_tokens
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, load_weights, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
@@ -105,6 +106,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
     raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
+    raw_model.set_activation_checkpointing(cfg.trainer.activation_checkpointing)
     resume_path = latest_checkpoint(run_dir)
     check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
     state = load_weights(resume_path, raw_model) if resume_path else None
@@ -124,7 +126,8 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     tracker = build_trackers(cfg.tracker, run_dir, state.step if state else 0, rank.is_leader,
                              cfg.model_dump(mode="json"))
     settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
-                            autocast_dtype(cfg, device), device)
+                            autocast_dtype(cfg, device), device,
+                            resolve_chunk_tokens(cfg.trainer.logprob_chunk_tokens, raw_model.args.vocab_size))
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
