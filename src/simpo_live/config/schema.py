@@ -24,6 +24,9 @@ class ModelConfig(Section):
     """Local Hugging Face model directory (config.json, safetensors, tokenizer files)."""
     tokenizer_path: str | None = None
     """Tokenizer directory; defaults to model.path."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Dtype of the trained weights, their gradients and AdamW state. Under FSDP2, bfloat16 keeps fp32 shards and
+    optimizer state and computes and all-gathers in bf16 (mixed precision)."""
 
 
 class DataConfig(Section):

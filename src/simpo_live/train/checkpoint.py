@@ -22,7 +22,7 @@ import torch.distributed as dist
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import load_state_dict, save_model
+from simpo_live.model.checkpoint import save_model
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
@@ -121,14 +121,8 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def load_weights(path: Path, model: LlamaModel) -> TrainerState:
-    """Load weights into the plain `model` in place (keeping dtype and device); return the trainer state."""
-    names = [n for n in model.state_dict() if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
-    weights = load_state_dict(path, names)
-    with torch.no_grad():
-        for name, param in model.state_dict().items():
-            if name in weights:
-                param.copy_(weights[name])
+def read_trainer_state(path: Path) -> TrainerState:
+    """The trainer state of checkpoint `path`; its weights are an HF model directory, loaded like model.path."""
     return TrainerState(**torch.load(path / STATE_FILE, map_location="cpu", weights_only=False))
 
 

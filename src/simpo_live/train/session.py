@@ -17,13 +17,13 @@ from simpo_live.config.load import ConfigError
 from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
 from simpo_live.distributed.env import RankInfo, init_process_group, rank_info
 from simpo_live.distributed.gather import gather_to_all
-from simpo_live.distributed.parallel import wrap_for_training
+from simpo_live.distributed.loading import load_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_model
+from simpo_live.model.checkpoint import CheckpointError
 from simpo_live.model.logprobs import resolve_chunk_tokens
 from simpo_live.tracking import Tracker, build_trackers
-from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, load_weights, restore_rng_state
+from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, read_trainer_state, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
 from simpo_live.train.optim import build_optimizer, build_scheduler
 from simpo_live.train.step import StepSettings
@@ -105,13 +105,13 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
 
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
-    raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
-    raw_model.set_activation_checkpointing(cfg.trainer.activation_checkpointing)
     resume_path = latest_checkpoint(run_dir)
     check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
-    state = load_weights(resume_path, raw_model) if resume_path else None
+    # A checkpoint is an HF model directory: a resumed run loads its weights the way a new one loads model.path.
+    raw_model, model = load_for_training(resume_path or cfg.model.path, cfg.trainer.strategy, rank, device,
+                                         cfg.model.dtype, cfg.trainer.activation_checkpointing)
+    state = read_trainer_state(resume_path) if resume_path else None
 
-    model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
     if state is not None:
