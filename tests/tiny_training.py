@@ -45,12 +45,13 @@ def loss_and_grads(model: LlamaModel, avg_logps_fn) -> tuple[torch.Tensor, dict[
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def saved_bytes(fn) -> int:
-    """Bytes autograd keeps for backward while fn runs (each storage once)."""
+def saved_bytes(fn, exclude: set[int] = frozenset()) -> int:
+    """Bytes autograd keeps for backward while fn runs (each storage once; `exclude`: storage addresses)."""
     storages = {}
 
     def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        if t.untyped_storage().data_ptr() not in exclude:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

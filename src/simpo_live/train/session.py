@@ -22,6 +22,7 @@ from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError
 from simpo_live.model.logprobs import resolve_chunk_tokens
+from simpo_live.plan.check import check_memory_before_training
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.train.checkpoint import latest_checkpoint, load_optimizer, read_trainer_state, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
@@ -111,6 +112,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     raw_model, model = load_for_training(resume_path or cfg.model.path, cfg.trainer.strategy, rank, device,
                                          cfg.model.dtype, cfg.trainer.activation_checkpointing)
     state = read_trainer_state(resume_path) if resume_path else None
+    check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader)
 
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
