@@ -24,7 +24,8 @@ def own_memory_bytes(device: torch.device) -> int:
 
 
 def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,
-                                 pairs: list[TokenizedPair], is_leader: bool, reward_model_bytes: int = 0) -> MemoryPlan:
+                                 pairs: list[TokenizedPair], is_leader: bool,
+                                 reward_model_bytes: int = 0) -> MemoryPlan:
     """Print the plan (leader) and raise ConfigError, naming the knobs that would fit, when it does not fit."""
     plan = plan_for_config(cfg, args, world_size, device, pairs=pairs, reward_model_bytes=reward_model_bytes,
                            own_bytes=own_memory_bytes(device))

@@ -53,7 +53,8 @@ KNOBS: list[Knob] = [
     ("--trainer.activation_checkpointing=true",
      lambda p: None if p.activation_checkpointing else p.with_knob(activation_checkpointing=True)),
     ("--trainer.logprob_chunk_tokens=auto",
-     lambda p: None if p.logprob_chunk_tokens else p.with_knob(logprob_chunk_tokens=auto_chunk_tokens(p.args.vocab_size))),
+     lambda p: None if p.logprob_chunk_tokens else p.with_knob(
+         logprob_chunk_tokens=auto_chunk_tokens(p.args.vocab_size))),
     ("--trainer.micro_batch_size=<half>", _halve_micro_batch),
     ("--trainer.strategy=fsdp", lambda p: None if p.sharded or p.world_size == 1 else p.with_knob(sharded=True)),
     ("--model.dtype=bfloat16", lambda p: None if p.param_bytes == 2 or p.sharded else p.with_knob(
@@ -83,7 +84,8 @@ def format_plan(plan: MemoryPlan) -> str:
     lines.append(f"  {'train step total':<40} {plan.phase_bytes('train') / GIB:9.3f} GiB")
     lines.append(f"  {'eval total':<40} {plan.phase_bytes('eval') / GIB:9.3f} GiB")
     verdict = "fits" if plan.fits else "DOES NOT FIT"
-    lines.append(f"  peak {plan.peak_bytes / GIB:.3f} GiB of {plan.device_bytes / GIB:.3f} GiB device memory: {verdict}")
+    lines.append(f"  peak {plan.peak_bytes / GIB:.3f} GiB of {plan.device_bytes / GIB:.3f} GiB device memory: "
+                 f"{verdict}")
     return "\n".join(lines)
 
 
