@@ -49,6 +49,11 @@ STEP_CASES = {
     "layers_kept": dict(vocab=32_000, hidden=1024, inter=2816, layers=12, heads=16, kv_heads=8, pairs=1,
                         prompt=1024, response=1024, chunk="auto", checkpointing=False),
 }
+for _name in ("vocab_chunked", "vocab_unchunked"):  # the same with checkpointed layers: the logits dominate
+    STEP_CASES[_name + "_checkpointed"] = {**STEP_CASES[_name], "checkpointing": True}
+# The log-prob op alone (lm_head + log-softmax + gather, forward and backward) at 4,096 scored positions.
+LOGPROB_CASES = {"logprob_chunked": dict(vocab=LLAMA3_VOCAB, hidden=512, tokens=4096, chunk="auto"),
+                 "logprob_unchunked": dict(vocab=LLAMA3_VOCAB, hidden=512, tokens=4096, chunk=0)}
 # TinyLlama-1.1B's shape (1.1B parameters, 4.4 GB in fp32), random, loaded by 2 FSDP2 ranks.
 LOAD_MODEL = dict(vocab=32_000, hidden=2048, inter=5632, layers=22, heads=32, kv_heads=4)
 
@@ -125,6 +130,33 @@ def run_step_case(c: dict) -> dict:
             "plan_terms_gib": {name: round(b / GIB, 3) for name, phase, b in plan.terms if phase != "eval"}}
 
 
+def run_logprob_case(c: dict) -> dict:
+    """Peak RSS of token_logps forward + backward on random hidden states, the lm_head gradient preallocated."""
+    from simpo_live.model.logprobs import resolve_chunk_tokens, token_logps
+    from simpo_live.plan.terms import PlanInputs, logit_bytes
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    args = ModelArgs(vocab_size=c["vocab"], hidden_size=c["hidden"], intermediate_size=1, num_hidden_layers=1,
+                     num_attention_heads=1, num_key_value_heads=1, head_dim=c["hidden"])
+    chunk = resolve_chunk_tokens(c["chunk"], c["vocab"])
+    hidden = torch.randn(c["tokens"], c["hidden"], requires_grad=True)  # (N, H)
+    weight = (torch.randn(c["vocab"], c["hidden"]) * 0.02).requires_grad_()  # (V, H)
+    weight.grad = torch.zeros_like(weight)
+    targets = torch.randint(0, c["vocab"], (c["tokens"],))
+    before = rss_bytes("VmRSS")
+    reset_peak_rss()
+    start = time.perf_counter()
+    token_logps(hidden, weight, targets, chunk).sum().backward()
+    elapsed = time.perf_counter() - start
+    inputs = PlanInputs(args=args, world_size=1, sharded=False, param_bytes=4, compute_bytes=4, autocast=False,
+                        rows=1, seq_len=c["tokens"], response_tokens=c["tokens"], logprob_chunk_tokens=chunk,
+                        activation_checkpointing=False)
+    return {"scored_tokens": c["tokens"], "vocab": c["vocab"], "chunk_tokens": chunk,
+            "time_sec": round(elapsed, 2), "peak_gib": round((rss_bytes("VmHWM") - before) / GIB, 3),
+            "plan_logits_gib": round(logit_bytes(inputs) / GIB, 3)}
+
+
 def make_load_model(directory: Path) -> int:
     """Write a random fp32 model of LOAD_MODEL's shape (a layer at a time would need the same safetensors call)."""
     from simpo_live.model.checkpoint import save_model
@@ -178,13 +210,16 @@ def run_load_case() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=",".join([*STEP_CASES, "fsdp_load"]))
+    parser.add_argument("--cases", default=",".join([*LOGPROB_CASES, *STEP_CASES, "fsdp_load"]))
     parser.add_argument("--step", help="a step case as JSON (STEP_CASES' keys): run it here, print its line")
+    parser.add_argument("--logprob", help="a log-prob case as JSON (LOGPROB_CASES' keys): run it here")
     parser.add_argument("--make-load-model", help=argparse.SUPPRESS)
     parser.add_argument("--load-worker", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.step:
         print(json.dumps(run_step_case(json.loads(options.step))), flush=True)
+    elif options.logprob:
+        print(json.dumps(run_logprob_case(json.loads(options.logprob))), flush=True)
     elif options.make_load_model:
         print(json.dumps({"case": "fsdp_load_model", "params": make_load_model(Path(options.make_load_model))}))
     elif options.load_worker:
@@ -194,7 +229,8 @@ def main() -> None:
             if name == "fsdp_load":
                 run_load_case()
                 continue
-            out = subprocess.run([sys.executable, __file__, "--step", json.dumps(STEP_CASES[name])],
+            flag, case = ("--logprob", LOGPROB_CASES[name]) if name in LOGPROB_CASES else ("--step", STEP_CASES[name])
+            out = subprocess.run([sys.executable, __file__, flag, json.dumps(case)],
                                  check=True, capture_output=True, text=True, env=child_env()).stdout
             print(json.dumps({"case": name, **json.loads(out.strip().splitlines()[-1])}), flush=True)
 

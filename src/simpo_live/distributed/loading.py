@@ -56,7 +56,8 @@ def load_sharded(directory: str | Path, rank: RankInfo, device: torch.device, bf
 
 
 def weight_groups(model: LlamaModel) -> list[list[str]]:
-    """Checkpoint tensor names in read-and-broadcast units: one decoder layer, or the rest (embeddings, norm, head).
+    """Checkpoint tensor names in read-and-broadcast units: a decoder layer, or one other tensor (embeddings,
+    final norm, head: each may be as large as a layer).
 
     A tied lm_head is not a checkpoint tensor: it is the embedding, loaded with it.
     """
@@ -65,7 +66,7 @@ def weight_groups(model: LlamaModel) -> list[list[str]]:
     groups: dict[str, list[str]] = {}
     for name in names:
         parts = name.split(".")
-        key = ".".join(parts[:3]) if parts[:2] == ["model", "layers"] else "rest"
+        key = ".".join(parts[:3]) if parts[:2] == ["model", "layers"] else name
         groups.setdefault(key, []).append(name)
     return list(groups.values())
 
