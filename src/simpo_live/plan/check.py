@@ -11,7 +11,7 @@ from simpo_live.data import TokenizedPair
 from simpo_live.evals.memory import process_rss_gib
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import read_model_args
-from simpo_live.plan.fit import GIB, MemoryPlan, check_fits, fitting_knobs, format_plan
+from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan
 from simpo_live.plan.from_config import plan_for_config
 
 
@@ -43,7 +43,5 @@ def run_plan_command(cfg: SimpoConfig, world_size: int, device_type: str, device
     print(format_plan(plan))
     if plan.fits:
         return 0
-    for override, peak in fitting_knobs(plan):
-        fits = "fits" if peak <= plan.device_bytes else "still over"
-        print(f"  {override}: peak {peak / GIB:.3f} GiB ({fits})")
+    print(f"  {advice(plan)}")
     return 1

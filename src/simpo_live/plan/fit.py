@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from simpo_live.config.load import ConfigError
 from simpo_live.model.logprobs import auto_chunk_tokens
 from simpo_live.plan.terms import PlanInputs, plan_terms
@@ -24,7 +26,7 @@ class MemoryPlan:
 
     @classmethod
     def of(cls, inputs: PlanInputs, device_bytes: int) -> MemoryPlan:
-        return cls(inputs, plan_terms(inputs), device_bytes)
+        return cls(inputs, plan_terms(inputs, device_bytes), device_bytes)
 
     def phase_bytes(self, phase: str) -> int:
         return sum(b for _, p, b in self.terms if p in (phase, "both"))
@@ -59,8 +61,8 @@ KNOBS: list[Knob] = [
     ("--trainer.strategy=fsdp", lambda p: None if p.sharded or p.world_size == 1 else p.with_knob(sharded=True)),
     ("--model.dtype=bfloat16", lambda p: None if p.param_bytes == 2 or p.sharded else p.with_knob(
         param_bytes=2, compute_bytes=2, autocast=False, eval_replica_bytes=0)),
-    ("--inference_eval.max_seqs=<half>", lambda p: p.with_knob(kv_cache_tokens=p.kv_cache_tokens // 2)
-     if p.kv_cache_tokens > 1 else None),
+    ("--inference_eval.dtype=bfloat16", lambda p: None if p.kv_dtype == torch.bfloat16 or not p.kv_cache_tokens
+     else p.with_knob(kv_dtype=torch.bfloat16, eval_replica_bytes=2 if p.eval_replica_bytes else 0)),
 ]
 
 
@@ -74,6 +76,21 @@ def fitting_knobs(plan: MemoryPlan) -> list[tuple[str, int]]:
             if peak < plan.peak_bytes:
                 found.append((override, peak))
     return sorted(found, key=lambda item: (item[1] > plan.device_bytes, item[1]))
+
+
+def knobs_that_fit_together(plan: MemoryPlan) -> list[str] | None:
+    """Knobs applied greedily (the one lowering the peak most, then the next) until the plan fits; None if the
+    knobs run out first."""
+    chosen, current = [], plan
+    while not current.fits:
+        candidates = [(MemoryPlan.of(changed, plan.device_bytes), override) for override, change in KNOBS
+                      if (changed := change(current.inputs)) is not None]
+        better = [(p.peak_bytes, override, p) for p, override in candidates if p.peak_bytes < current.peak_bytes]
+        if not better:
+            return None
+        _, override, current = min(better, key=lambda item: item[0])
+        chosen.append(override)
+    return chosen
 
 
 def format_plan(plan: MemoryPlan) -> str:
@@ -93,8 +110,16 @@ def check_fits(plan: MemoryPlan) -> None:
     """Raise ConfigError naming the knobs that would make the run fit (or help most) when it does not."""
     if plan.fits:
         return
-    knobs = fitting_knobs(plan)
-    advice = ", ".join(f"{o} (peak {b / GIB:.2f} GiB{'' if b <= plan.device_bytes else ', still over'})"
-                       for o, b in knobs) or "more ranks with trainer.strategy=fsdp, or a smaller model"
     raise ConfigError([f"memory plan: the peak per rank is {plan.peak_bytes / GIB:.2f} GiB but the device has "
-                       f"{plan.device_bytes / GIB:.2f} GiB; try {advice}"])
+                       f"{plan.device_bytes / GIB:.2f} GiB; {advice(plan)}"])
+
+
+def advice(plan: MemoryPlan) -> str:
+    """The single knobs that fit (or help), then a combination that fits, or what is left to change."""
+    knobs = fitting_knobs(plan)
+    singles = ", ".join(f"{o} (peak {b / GIB:.2f} GiB{'' if b <= plan.device_bytes else ', still over'})"
+                        for o, b in knobs)
+    together = knobs_that_fit_together(plan)
+    combined = (f"together: {' '.join(together)}" if together else
+                "no combination of these knobs fits: use more ranks with --trainer.strategy=fsdp, or a smaller model")
+    return f"try {singles}; {combined}" if singles else combined

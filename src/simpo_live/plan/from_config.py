@@ -41,12 +41,10 @@ def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: boo
     replica = eval_bytes if sharded or eval_bytes != param_bytes else 0
     request = min(args.max_position_embeddings, cfg.data.max_prompt_len + ev.max_new_tokens)
     request = -(-request // ev.page_size) * ev.page_size
-    if ev.max_pages is not None:
-        kv_tokens = ev.max_pages * ev.page_size
-    else:
-        kv_tokens = ev.max_seqs * request
-    return {"eval_replica_bytes": replica, "kv_cache_tokens": kv_tokens,
-            "kv_dtype": torch.bfloat16 if eval_bytes == 2 else torch.float32}
+    fixed = ev.max_pages is not None
+    return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if eval_bytes == 2 else torch.float32,
+            "kv_cache_tokens": ev.max_pages * ev.page_size if fixed else ev.max_seqs * request,
+            "kv_min_tokens": request, "kv_fraction": None if fixed else ev.hbm_utilization}
 
 
 def plan_inputs(cfg: SimpoConfig, args: ModelArgs, world_size: int, device_type: str,

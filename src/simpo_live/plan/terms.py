@@ -35,7 +35,9 @@ class PlanInputs:
     logprob_chunk_tokens: int  # 0: all at once
     activation_checkpointing: bool
     eval_replica_bytes: int = 0  # element size of the eval's separate replica; 0: the engine uses the live module
-    kv_cache_tokens: int = 0  # tokens the eval's KV cache holds at once
+    kv_cache_tokens: int = 0  # tokens the eval's KV cache holds with every sequence decoding at once
+    kv_min_tokens: int = 0  # the longest single request: less and the eval cannot run at all
+    kv_fraction: float | None = None  # hbm_utilization: the engine takes this share of what is free; None: fixed
     kv_dtype: torch.dtype = torch.bfloat16
     reward_model_bytes: int = 0  # a reward model resident during the eval (inference_eval.reward_model)
 
@@ -106,7 +108,17 @@ def logit_bytes(p: PlanInputs) -> int:
     return chunk * vocab * per_logit + 2 * head_grad
 
 
-def plan_terms(p: PlanInputs) -> list[tuple[str, str, int]]:
+def kv_cache_bytes(p: PlanInputs, other_eval_bytes: int, device_bytes: int) -> int:
+    """The engine's cache: a fixed size (max_pages), or its share of the memory left beside the eval's other terms,
+    never more than full concurrency needs and never less than one longest request (below that it cannot run)."""
+    per_token = kv_bytes_per_token(p.args, p.kv_dtype)
+    if p.kv_fraction is None:
+        return p.kv_cache_tokens * per_token
+    share = int(max(0, device_bytes - other_eval_bytes) * p.kv_fraction)
+    return max(p.kv_min_tokens * per_token, min(p.kv_cache_tokens * per_token, share))
+
+
+def plan_terms(p: PlanInputs, device_bytes: int) -> list[tuple[str, str, int]]:
     """(term, phase, bytes per rank); phase is 'train' (forward/backward), 'eval' (the inference eval) or 'both'."""
     args = p.args
     total = num_parameters(args)
@@ -128,6 +140,7 @@ def plan_terms(p: PlanInputs) -> list[tuple[str, str, int]]:
     terms.append(("logits", "train", logit_bytes(p)))
     if p.eval_replica_bytes:
         terms.append(("eval replica", "eval", total * p.eval_replica_bytes))
-    terms.append(("KV cache", "eval", p.kv_cache_tokens * kv_bytes_per_token(args, p.kv_dtype)))
     terms.append(("reward model", "eval", p.reward_model_bytes))
+    other_eval = sum(b for _, phase, b in terms if phase in ("eval", "both"))
+    terms.append(("KV cache", "eval", kv_cache_bytes(p, other_eval, device_bytes)))
     return terms

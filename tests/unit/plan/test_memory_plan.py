@@ -9,6 +9,7 @@ from simpo_live.data import TokenizedPair
 from simpo_live.model import LlamaModel, ModelArgs
 from simpo_live.model.rope import rope_cos_sin
 from simpo_live.plan import MemoryPlan, check_fits, fitting_knobs
+from simpo_live.plan.fit import knobs_that_fit_together
 from simpo_live.plan.from_config import plan_inputs
 from simpo_live.plan.terms import layer_activation_bytes_per_token, num_parameters
 from tiny_training import saved_bytes
@@ -89,3 +90,14 @@ def test_a_run_that_cannot_fit_names_the_knobs_that_would():
         check_fits(plan)
     message = str(error.value)
     assert "memory plan: the peak per rank is" in message and "--trainer.micro_batch_size=<half>" in message
+
+
+def test_knobs_combine_when_no_single_one_fits():
+    large_vocab = ModelArgs(**{**ARGS.__dict__, "vocab_size": 64_000, "extra": {}})
+    plan = plan_of("--trainer.logprob_chunk_tokens=0", device_gib=0.9, args=large_vocab)
+    assert all(peak > plan.device_bytes for _, peak in fitting_knobs(plan))
+    together = knobs_that_fit_together(plan)
+    assert together == ["--trainer.logprob_chunk_tokens=auto", "--trainer.activation_checkpointing=true"]
+    both = plan_of("--trainer.logprob_chunk_tokens=auto", "--trainer.activation_checkpointing=true",
+                   device_gib=0.9, args=large_vocab)
+    assert both.fits  # the combination, applied through the config, really fits
