@@ -17,6 +17,9 @@ from simpo_live.model.args import ModelArgs
 # Peak bytes per logit in the log-prob backward, fp32: the log-softmax output kept from forward, the gather's
 # zero-filled gradient and the log-softmax gradient (4 bytes each); a bf16 lm_head adds its bf16 logits' gradient.
 LOGIT_BACKWARD_BYTES = 12
+# The chunked backward holds about twice that per logit of its chunk: the recomputed chunk's graph (logits and
+# log-softmax) beside its gradients. Fitted to bench_memory.py's logprob_chunked (vocab 128,256, chunk 128).
+CHUNK_BACKWARD_BYTES = 24
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,12 @@ def logit_bytes(p: PlanInputs) -> int:
     """The lm_head + log-softmax working set: every scored position at once, or one chunk at a time; plus the
     lm_head weight's gradient before it is accumulated (chunked: also the running sum over chunks)."""
     vocab = p.args.vocab_size
-    per_logit = LOGIT_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)
     head_grad = vocab * p.args.hidden_size * 4
     if p.logprob_chunk_tokens <= 0:
-        return p.response_tokens * vocab * per_logit + head_grad
+        return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)) + head_grad
     chunk = min(p.logprob_chunk_tokens, p.response_tokens)
-    return chunk * vocab * per_logit + 2 * head_grad
+    per_chunk_logit = CHUNK_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)
+    return chunk * vocab * per_chunk_logit + 2 * head_grad
 
 
 def kv_cache_bytes(p: PlanInputs, other_eval_bytes: int, device_bytes: int) -> int:
