@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from launchers import train_one_process, train_torchrun
+from launchers import read_metrics, train_one_process, train_torchrun
 from run_overrides import quick_run_overrides
 from test_torchrun_training import assert_same_curve, assert_same_weights
 
@@ -49,3 +51,13 @@ def test_two_ranks_with_the_knobs_equal_one_process(strategy, one_process_runs, 
     train_torchrun(overrides(task_assets, tmp_path / strategy, strategy, KNOBS))
     assert_same_curve(tmp_path / strategy, one_process_runs / "knobs", num_steps=2)
     assert_same_weights(tmp_path / strategy / WEIGHTS, one_process_runs / "knobs" / WEIGHTS)
+
+
+def test_fsdp_bf16_trains_fp32_shards_close_to_fp32(one_process_runs, task_assets, tmp_path):
+    """model.dtype=bfloat16 under FSDP2: bf16 compute, fp32 master weights (the checkpoint stays fp32)."""
+    train_torchrun(overrides(task_assets, tmp_path / "bf16", "fsdp", [*KNOBS, "--model.dtype=bfloat16"]))
+    bf16 = [row["train/loss"] for row in read_metrics(tmp_path / "bf16") if "train/loss" in row]
+    fp32 = [row["train/loss"] for row in read_metrics(one_process_runs / "knobs") if "train/loss" in row]
+    assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=2e-2)  # bf16 rounding, not another run
+    weights = load_file(tmp_path / "bf16" / WEIGHTS)
+    assert {t.dtype for t in weights.values()} == {torch.float32}
