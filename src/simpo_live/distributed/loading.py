@@ -18,9 +18,7 @@ import torch.distributed as dist
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import shard_with_fsdp, uses_fsdp, wrap_for_training
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_model, load_state_dict, read_model_args
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from simpo_live.model.checkpoint import DTYPES, CheckpointError, load_model, load_state_dict, read_model_args
 
 
 def load_for_training(directory: str | Path, strategy: str, rank: RankInfo, device: torch.device, dtype: str,

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # config dtype names
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 

@@ -15,11 +15,12 @@ from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
 from simpo_live.engine.kv_cache import free_memory_bytes
 from simpo_live.model.args import ModelArgs
+from simpo_live.model.checkpoint import DTYPES
 from simpo_live.model.logprobs import resolve_chunk_tokens
 from simpo_live.plan.fit import MemoryPlan
 from simpo_live.plan.terms import PlanInputs
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
+DTYPE_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 
 
 def longest_micro_batch(cfg: SimpoConfig, pairs: list[TokenizedPair] | None) -> tuple[int, int]:
