@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from reward_models import make_reward_model_dir  # noqa: E402
+
 TEST_WORDS = [f"w{i}" for i in range(100)] + ["reverse:", "sort:", "hello", "world"]
 
 
@@ -74,3 +76,13 @@ def task_assets(tmp_path_factory):
     rows = reverse_words.make_preference_rows(64, seed=0)
     data_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return model_dir, data_path
+
+
+@pytest.fixture(scope="session")
+def task_reward_model(tmp_path_factory, task_assets):
+    """A tiny random reward model in the task assets' vocabulary."""
+    from transformers import AutoTokenizer
+
+    model_dir, _ = task_assets
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return make_reward_model_dir(tmp_path_factory.mktemp("reward") / "rm", tokenizer, vocab_size=320)

@@ -11,5 +11,6 @@ def quick_run_overrides(task_assets, run_dir, steps: int = 4) -> list[str]:
             # The default preset's demo eval (baseline, held-out prompts, task scorer) is off; tests that
             # enable evals choose their own keys on top of the schema defaults restored here.
             "--inference_eval.enabled=false", "--inference_eval.eval_before_training=false",
-            "--inference_eval.scorer=null", "--inference_eval.heldout_prompt_count=null",
+            "--inference_eval.scorer=null", "--inference_eval.reward_model=null",
+            "--inference_eval.heldout_prompt_count=null",
             "--inference_eval.eval_at_steps=null"]

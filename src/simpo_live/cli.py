@@ -67,6 +67,13 @@ def config(ctx: click.Context, config_file: str | None) -> None:
 @click.option("--page-size", type=click.IntRange(min=1), default=16, show_default=True, help="Engine: page size in tokens.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
               help="Model dtype: auto is bf16 on CUDA, fp32 on CPU.")
+@click.option("--engine-config", "engine_config_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON of the whole engine configuration (as the eval writes it); replaces --max-seqs, "
+                   "--max-pages and --page-size.")
+@click.option("--slice", "prompt_slice", default=None, metavar="START:END",
+              help="Generate global prompts [START, END) of the file instead of this rank's share.")
+@click.option("--host", default=None, metavar="I/P",
+              help="Host index and count written in rows and the file name (default: RANK/WORLD_SIZE).")
 def sample(**options) -> None:
     """Generate completions from a checkpoint; under torchrun each rank writes its contiguous slice."""
     from simpo_live.evals.sample import run_sample_command

@@ -42,8 +42,9 @@ COMPARED = ("train/loss", "train/margin", "train/chosen_logp", "train/rejected_l
 PER_HOST = ("process_index", "process_count", "config_digest")  # the digest covers run_dir and strategy
 
 
-def run_overrides(task_assets, run_dir: Path, strategy: str | None) -> list[str]:
-    extra = [f"--hf_save_path={run_dir / 'hf'}", "--hf_save_steps=4", "--trainer.distributed_timeout_sec=60"]
+def run_overrides(task_assets, run_dir: Path, strategy: str | None, reward_model: Path) -> list[str]:
+    extra = [f"--hf_save_path={run_dir / 'hf'}", "--hf_save_steps=4", "--trainer.distributed_timeout_sec=60",
+             f"--inference_eval.reward_model={reward_model}"]
     if strategy:
         extra.append(f"--trainer.strategy={strategy}")
     return quick_run_overrides(task_assets, run_dir, steps=4) + EVAL + extra
@@ -52,23 +53,31 @@ def run_overrides(task_assets, run_dir: Path, strategy: str | None) -> list[str]
 class Runs:
     """Run directories by name ("one", "ddp", "fsdp"), each launched on first use."""
 
-    def __init__(self, task_assets, root: Path):
+    def __init__(self, task_assets, root: Path, reward_model: Path):
         self.task_assets, self.root, self.dirs = task_assets, root, {}
+        self.reward_model = reward_model
+
+    def overrides(self, run_dir: Path, strategy: str | None) -> list[str]:
+        return run_overrides(self.task_assets, run_dir, strategy, self.reward_model)
 
     def __getitem__(self, name: str) -> Path:
         if name not in self.dirs:
             run_dir = self.root / name
             if name == "one":
-                train_one_process(run_overrides(self.task_assets, run_dir, None))
+                train_one_process(self.overrides(run_dir, None))
+            elif name.startswith("leader_only-"):  # e.g. leader_only-subprocess: rank 0 generates every prompt
+                isolation = name.removeprefix("leader_only-")
+                train_torchrun(self.overrides(run_dir, "ddp") + ["--inference_eval.inference_mode=leader_only",
+                                                                 f"--inference_eval.isolation={isolation}"])
             else:
-                train_torchrun(run_overrides(self.task_assets, run_dir, name))
+                train_torchrun(self.overrides(run_dir, name))
             self.dirs[name] = run_dir
         return self.dirs[name]
 
 
 @pytest.fixture(scope="module")
-def runs(task_assets, tmp_path_factory):
-    return Runs(task_assets, tmp_path_factory.mktemp("torchrun_runs"))
+def runs(task_assets, task_reward_model, tmp_path_factory):
+    return Runs(task_assets, tmp_path_factory.mktemp("torchrun_runs"), task_reward_model)
 
 
 def training_curve(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
@@ -116,7 +125,7 @@ def test_eval_host_files_split_the_prompts_into_contiguous_slices(runs, strategy
         step_dir = runs[strategy] / "inference_eval" / f"step_{step:06d}"
         assert sorted(p.name for p in step_dir.iterdir()) == [
             "host_0000_of_0002.done", "host_0000_of_0002.jsonl", "host_0001_of_0002.done",
-            "host_0001_of_0002.jsonl", "summary.json"]
+            "host_0001_of_0002.jsonl", "scores.jsonl", "summary.json"]
         hosts = host_rows(step_dir, 2)
         for rank, rows in enumerate(hosts):
             assert {(r["process_index"], r["process_count"], r["step"]) for r in rows} == {(rank, 2, step)}
@@ -169,7 +178,7 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(runs, strategy, task
     if strategy == "fsdp":  # the optimizer resumes from its DCP shards, not from trainer_state.pt
         assert (crashed / "checkpoints" / "step_000002" / "optimizer").is_dir()
 
-    result = train_torchrun(run_overrides(task_assets, crashed, strategy))
+    result = train_torchrun(runs.overrides(crashed, strategy))
 
     assert "resuming from" in result.stderr and "step_000002 (step 2)" in result.stderr
     assert_same_curve(crashed, full)
@@ -179,12 +188,47 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(runs, strategy, task
     assert [without_host_fields(rows) for rows in host_rows(crashed / name, 2)] == \
            [without_host_fields(rows) for rows in host_rows(full / name, 2)]
     assert (crashed / name / "summary.json").is_file()
+    assert quality(crashed, 4) == quality(full, 4)
+
+
+QUALITY = ("win_rate", "win_rate_se", "lc_win_rate", "lc_win_rate_se", "wins", "ties", "losses",
+           "win_rate_vs_previous", "num_comparisons")
+
+
+def quality(run_dir: Path, step: int) -> dict[str, float]:
+    metrics = json.loads((run_dir / "inference_eval" / f"step_{step:06d}" / "summary.json").read_text())["metrics"]
+    return {k: metrics[k] for k in QUALITY if k in metrics}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_two_ranks_give_the_win_rates_of_one(runs, strategy):
+    for step in EVAL_STEPS:
+        one = json.loads((runs["one"] / "inference_eval" / f"step_{step:06d}" / "summary.json").read_text())["metrics"]
+        two = json.loads((runs[strategy] / "inference_eval" / f"step_{step:06d}" / "summary.json").read_text())["metrics"]
+        assert quality(runs[strategy], step) == quality(runs["one"], step)
+        assert two["reward_mean"] == pytest.approx(one["reward_mean"], abs=1e-5)
+    assert quality(runs["one"], 2)["win_rate"] == 0.5  # step 2 is the first eval: the baseline
+    assert quality(runs["one"], 4)["num_comparisons"] == NUM_PROMPTS * NUM_SAMPLES
+    assert quality(runs["one"], 4)["ties"] < NUM_PROMPTS * NUM_SAMPLES  # the reward model tells the samples apart
+
+
+def test_resume_on_another_world_size_keeps_the_win_rates(runs, tmp_path):
+    """Two ranks crash after step 2; one process resumes and pairs its step-4 rows with the 2-rank baseline."""
+    full, crashed = runs["ddp"], tmp_path / "run"
+    shutil.copytree(full, crashed)
+    for path in ("checkpoints/step_000004", "inference_eval/step_000004", "hf/step-4"):
+        shutil.rmtree(crashed / path)
+    kept = [row for row in read_metrics(crashed) if row["step"] <= 2]
+    (crashed / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept))
+    train_one_process(runs.overrides(crashed, "ddp"))
+    assert (crashed / "inference_eval/step_000004/host_0000_of_0001.jsonl").is_file()
+    assert quality(crashed, 4) == quality(full, 4)
 
 
 def test_ranks_that_see_different_checkpoints_refuse_to_start(runs, task_assets, tmp_path):
     """A run_dir that is not shared: rank 0 finds checkpoint 4, rank 1 (another 'node') finds none."""
     shutil.copytree(runs["ddp"], tmp_path / "run")
-    overrides = run_overrides(task_assets, tmp_path / "run", "ddp")
+    overrides = runs.overrides(tmp_path / "run", "ddp")
     procs = start_ranks_by_hand(overrides, 2, tmp_path, rank_overrides={1: [f"--trainer.run_dir={tmp_path / 'local'}"]})
     codes = [proc.wait(timeout=120) for proc in procs]
     errors = [(tmp_path / f"rank{i}.err").read_text() for i in range(2)]
@@ -193,3 +237,16 @@ def test_ranks_that_see_different_checkpoints_refuse_to_start(runs, task_assets,
     assert all(code != 0 for code in codes), (codes, errors)
     for err in errors:
         assert "ranks disagree on the checkpoint to resume from (rank 0: step_000004, rank 1: no checkpoint)" in err
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "subprocess"])
+def test_leader_only_generates_every_prompt_on_rank_0(runs, isolation):
+    run_dir = runs[f"leader_only-{isolation}"]
+    for step in EVAL_STEPS:
+        name = f"step_{step:06d}"
+        leader, other = host_rows(run_dir / "inference_eval" / name, 2)
+        assert other == []
+        assert {(r["process_index"], r["process_count"]) for r in leader} == {(0, 2)}
+        one = host_rows(runs["one"] / "inference_eval" / name, 1)[0]
+        assert without_host_fields(leader) == without_host_fields(one)
+        assert quality(run_dir, step) == quality(runs["one"], step)

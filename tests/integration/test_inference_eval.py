@@ -80,6 +80,16 @@ def test_subprocess_isolation_writes_the_same_rows(task_assets, tmp_path):
         assert len({r["config_digest"] for r in b}) == 1 and "model_path" not in b[0]
 
 
+def test_leader_only_on_one_rank_writes_the_same_rows_with_either_isolation(task_assets, tmp_path):
+    reference = run(task_assets, tmp_path / "a")
+    isolated = run(task_assets, tmp_path / "b", ["--inference_eval.inference_mode=leader_only",
+                                                  "--inference_eval.isolation=subprocess"])
+    for step in (0, 2, 4):
+        name = f"step_{step:06d}/host_0000_of_0001.jsonl"
+        assert [generation_fields(r) for r in read_rows(isolated / name)] == \
+               [generation_fields(r) for r in read_rows(reference / name)]
+
+
 def test_resumed_run_regenerates_only_missing_host_files(task_assets, tmp_path):
     out = run(task_assets, tmp_path / "run")
     step_dir = out / "step_000004"

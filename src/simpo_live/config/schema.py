@@ -10,6 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The engine's and the prompt sources' own defaults and bounds: one definition per knob.
+from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
+from simpo_live.evals.prompts import DEFAULT_SYNTHETIC_TEMPLATE
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL = ASSETS / "tiny-reverse"
 BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
@@ -133,7 +137,7 @@ class InferenceEvalConfig(Section):
     """Prompt file: text (one per line) or JSONL with a 'prompt' field."""
     synthetic_prompt_count: int | None = Field(None, ge=1)
     """Generate this many prompts from synthetic_prompt_template."""
-    synthetic_prompt_template: str = "Write a short story about the number {index}."
+    synthetic_prompt_template: str = DEFAULT_SYNTHETIC_TEMPLATE
     """Template for synthetic prompts; {index} is the prompt index."""
     heldout_prompt_count: int | None = Field(None, ge=1)
     """Use this many prompts of the validation split of the preference data."""
@@ -157,15 +161,15 @@ class InferenceEvalConfig(Section):
     """Extra stop token ids (the tokenizer's EOS and end-of-turn are always used unless ignore_eos)."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
-    max_seqs: int = Field(256, ge=1)
+    max_seqs: int = Field(EngineConfig.max_seqs, ge=1)
     """Engine: most sequences decoding at once."""
-    page_size: int = Field(16, ge=1)
+    page_size: int = Field(EngineConfig.page_size, ge=1)
     """Engine: KV cache page size in tokens."""
     max_pages: int | None = Field(None, ge=1)
     """Engine: KV cache size in pages (overrides hbm_utilization)."""
-    hbm_utilization: float = Field(0.5, gt=0, le=0.95)
+    hbm_utilization: float = Field(EngineConfig.hbm_utilization, gt=0, le=MAX_HBM_UTILIZATION)
     """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
-    max_tokens_per_round: int = Field(4096, ge=1)
+    max_tokens_per_round: int = Field(EngineConfig.max_tokens_per_round, ge=1)
     """Engine: token budget per step for chunked prefill."""
     output_dir: str | None = None
     """Per-step outputs; defaults to <run_dir>/inference_eval."""
@@ -176,7 +180,16 @@ class InferenceEvalConfig(Section):
     on_error: Literal["raise", "warn"] = "raise"
     """On a failed eval: stop the run, or record the error and keep training."""
     scorer: str | None = None
-    """'module:function' called per row (dict) returning a float; its mean is logged."""
+    """'module:function' called per row (dict) returning a float; its mean is logged (and win rates use it when no
+    reward_model is set)."""
+    reward_model: str | None = None
+    """Local Hugging Face sequence-classification reward model (one output) scoring every row after generation, in
+    its own chat template; win rates against the baseline eval use its scores. 'bundled:NAME' names one in
+    simpo_live/assets."""
+    reward_model_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Reward model weights: auto is bf16 on CUDA and fp32 on CPU."""
+    reward_batch_tokens: int = Field(16384, ge=1)
+    """Token budget of one scoring batch (rows x the longest row; rows are sorted by length first)."""
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
 
@@ -190,6 +203,13 @@ class InferenceEvalConfig(Section):
         if "{index}" not in self.synthetic_prompt_template:
             raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
         return self
+
+    def engine_config(self, max_seq_len: int):
+        """The engine's configuration for this eval, built here only: the in-process eval and the `simpo-live sample`
+        child of `isolation: subprocess` both get all of it, so their rows cannot differ."""
+        return EngineConfig(max_seqs=self.max_seqs, page_size=self.page_size, max_pages=self.max_pages,
+                            hbm_utilization=self.hbm_utilization, max_tokens_per_round=self.max_tokens_per_round,
+                            max_seq_len=max_seq_len)
 
     def schedule_steps(self, num_train_steps: int) -> list[int]:
         """The exact updates after which the eval runs (0 = the baseline before training)."""

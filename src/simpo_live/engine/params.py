@@ -6,12 +6,13 @@ module touches tensors or decides what runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import torch
 
 FinishReason = Literal["stop", "length"]
+MAX_HBM_UTILIZATION = 0.95  # the rest of the free memory stays for the allocator, activations and fragmentation
 
 
 @dataclass
@@ -24,7 +25,7 @@ class EngineConfig:
     page_size: int = 16
     max_pages: int | None = None
     hbm_utilization: float = 0.5
-    max_tokens_per_round: int = 2048
+    max_tokens_per_round: int = 4096
     max_seq_len: int | None = None  # None: the model's max_position_embeddings
     device: str | torch.device | None = None  # None: the model's device
     dtype: torch.dtype | None = None  # KV cache dtype; None: the compute dtype
@@ -43,6 +44,22 @@ class EngineConfig:
     # uncaptured (tests).
     decode_graphs: Literal["auto", "on", "off"] = "auto"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: how the eval hands its whole configuration to a `simpo-live sample` child."""
+        values = asdict(self)
+        for name in ("dtype", "compute_dtype"):
+            values[name] = None if values[name] is None else str(values[name]).removeprefix("torch.")
+        values["device"] = None if self.device is None else str(self.device)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EngineConfig:
+        values = dict(values)
+        for name in ("dtype", "compute_dtype"):
+            if values.get(name) is not None:
+                values[name] = getattr(torch, values[name])
+        return cls(**values)
+
     def __post_init__(self) -> None:
         problems = []
         for name in ("max_seqs", "page_size", "max_tokens_per_round"):
@@ -52,8 +69,8 @@ class EngineConfig:
             problems.append(f"max_pages must be >= 1 or None (got {self.max_pages})")
         if self.max_seq_len is not None and self.max_seq_len < 2:
             problems.append(f"max_seq_len must be >= 2 or None (got {self.max_seq_len})")
-        if not 0.0 < self.hbm_utilization <= 1.0:
-            problems.append(f"hbm_utilization must be in (0, 1] (got {self.hbm_utilization})")
+        if not 0.0 < self.hbm_utilization <= MAX_HBM_UTILIZATION:
+            problems.append(f"hbm_utilization must be in (0, {MAX_HBM_UTILIZATION}] (got {self.hbm_utilization})")
         if self.kv_layout not in ("auto", "slots", "runs", "strided_slots"):
             problems.append(f"kv_layout must be auto, slots, runs or strided_slots (got {self.kv_layout!r})")
         if self.decode_attention not in ("auto", "loop", "batched"):

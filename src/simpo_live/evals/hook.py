@@ -17,17 +17,20 @@ from typing import Any
 import torch
 
 from simpo_live.atomic import atomic_write
-from simpo_live.config import config_digest
+from simpo_live.config.schema import InferenceEvalConfig
+from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.gather import broadcast_from_leader, gather_to_leader
 from simpo_live.distributed.parallel import inference_replica
 from simpo_live.distributed.sharding import shard_bounds
-from simpo_live.engine import Engine, EngineConfig
-from simpo_live.evals.generation import GenerationSettings, generate_shard, is_host_done, write_host_file
-from simpo_live.evals.generation import host_file_name
+from simpo_live.engine import Engine
+from simpo_live.evals.context import EvalContext, EvalPlan
+from simpo_live.evals.generation import generate_shard, host_file_name, is_host_done, write_host_file
 from simpo_live.evals.isolation import generate_in_subprocess
 from simpo_live.evals.memory import memory_reading
 from simpo_live.evals.probe import probe_weight_handoff
-from simpo_live.evals.scorer import Scorer, score_rows
+from simpo_live.evals.quality import eval_console_line, reward_statistics, scored_entry, win_rate_metrics, write_scores
+from simpo_live.evals.reward import add_rewards, reward_dtype
+from simpo_live.evals.scorer import score_rows
 from simpo_live.evals.stats import HostStats, summarize_hosts
 
 PREFIX = "inference_eval/"
@@ -43,129 +46,124 @@ class HostResult:
     error: str | None = None
     probe: dict[str, float] | None = None
     samples: list[dict[str, Any]] | None = None
+    scored: list[dict[str, Any]] | None = None  # quality.scored_entry per row: a few numbers, for win rates
 
 
 class InferenceEvalHook:
-    def __init__(self, session, prompts: list[str], scorer: Scorer | None, reference_lengths: dict[str, list[int]],
-                 max_seq_len: int):
-        cfg = session.cfg.inference_eval
-        self.max_seq_len = max_seq_len  # longest prompt + max_new_tokens: KV slots no longer than needed
+    def __init__(self, cfg: InferenceEvalConfig, plan: EvalPlan):
         self.cfg = cfg
-        self.prompts = prompts
-        self.scorer = scorer
-        self.reference_lengths = reference_lengths
-        self.output_dir = Path(cfg.output_dir or Path(session.cfg.trainer.run_dir) / "inference_eval")
-        self.timeout_sec = cfg.timeout_sec or session.cfg.trainer.distributed_timeout_sec
-        self.digest = config_digest(session.cfg)
-        self.settings = GenerationSettings(
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-            n=cfg.n_samples, ignore_eos=cfg.ignore_eos,
-            seed=cfg.seed if cfg.seed is not None else session.cfg.trainer.seed,
-            use_chat_template=cfg.use_chat_template)
+        self.plan = plan
 
-    def engine_config(self) -> EngineConfig:
-        cfg = self.cfg
-        return EngineConfig(max_seqs=cfg.max_seqs, page_size=cfg.page_size, max_pages=cfg.max_pages,
-                            hbm_utilization=cfg.hbm_utilization, max_tokens_per_round=cfg.max_tokens_per_round,
-                            max_seq_len=self.max_seq_len)
-
-    def engine_dtype(self, device) -> torch.dtype | None:
-        if self.cfg.dtype == "auto":
-            return torch.bfloat16 if device.type == "cuda" else None
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.cfg.dtype]
-
-    def my_slice(self, rank) -> tuple[int, int]:
+    def my_slice(self, rank: RankInfo) -> tuple[int, int]:
+        """The global prompts [start, end) this rank generates: the caller decides, every path obeys."""
         if self.cfg.inference_mode == "leader_only":
-            return (0, len(self.prompts)) if rank.is_leader else (0, 0)
-        return shard_bounds(len(self.prompts), rank.rank, rank.world_size)
+            return (0, len(self.plan.prompts)) if rank.is_leader else (0, 0)
+        return shard_bounds(len(self.plan.prompts), rank.rank, rank.world_size)
 
-    def __call__(self, session) -> dict[str, float] | None:
+    def __call__(self, ctx: EvalContext) -> dict[str, float] | None:
         began = time.perf_counter()
-        step, rank = session.step, session.rank
-        step_dir = self.output_dir / f"step_{step:06d}"
-        memory_before = memory_reading(session.device)
+        step, rank = ctx.step, ctx.rank
+        step_dir = self.plan.output_dir / f"step_{step:06d}"
+        if (step_dir / "summary.json").is_file():
+            return None  # finished before a resume (maybe on another world size): summarised and logged already
+        memory_before = memory_reading(ctx.device)
         try:
-            result = self.run_host(session, step_dir)
+            result = self.run_host(ctx, step_dir)
         except Exception:  # every rank must still reach the gather, so a failure travels as data
             result = HostResult(HostStats(rank.rank), error=traceback.format_exc())
-        results = gather_to_leader(result, rank, self.timeout_sec, f"inference eval at step {step}")
+        results = gather_to_leader(result, rank, self.plan.timeout_sec, f"inference eval at step {step}")
         failed = broadcast_from_leader([(i, r.error) for i, r in enumerate(results or []) if r.error],
-                                       rank, self.timeout_sec)
+                                       rank, self.plan.timeout_sec)
         if failed:
             return self.handle_failure(step_dir, step, failed, rank.is_leader)
         if not rank.is_leader:
             return None
-        if (step_dir / "summary.json").is_file():
-            return None  # finished before a resume: already summarised and logged
-        metrics = summarize_hosts([r.stats for r in results], self.reference_lengths)
+        metrics = summarize_hosts([r.stats for r in results], self.plan.reference_lengths)
+        entries = [entry for r in results for entry in r.scored or []]
+        metrics.update(reward_statistics(entries))
+        write_scores(step_dir, entries)  # before the win rates: this step may be its own baseline
+        win_rates, against = win_rate_metrics(step, entries, self.plan.schedule, self.plan.output_dir)
+        metrics.update(win_rates)
         metrics["total_callback_time_sec"] = time.perf_counter() - began
         metrics.update({f"memory_before_{k}": v for k, v in memory_before.items()})
-        metrics.update({f"memory_after_{k}": v for k, v in memory_reading(session.device).items()})
-        summary = {"step": step, "config_digest": self.digest, "metrics": metrics,
+        metrics.update({f"memory_after_{k}": v for k, v in memory_reading(ctx.device).items()})
+        reward_model = self.plan.reward_model
+        summary = {"step": step, "config_digest": self.plan.config_digest, "metrics": metrics,
+                   "score_source": self.score_source(), "compared_against": against,
+                   "reward_model": reward_model.provenance() if reward_model else None,
                    "probe": results[0].probe, "hosts": [r.stats.to_dict() for r in results],
-                   "reference_lengths": self.reference_lengths}
+                   "reference_lengths": self.plan.reference_lengths}
         with atomic_write(step_dir / "summary.json") as f:
             json.dump(summary, f, indent=1)
-        session.tracker.log_table("inference_eval/samples", results[0].samples or [], step)
+        ctx.tracker.log_table("inference_eval/samples", results[0].samples or [], step)
+        announce(ctx, eval_console_line(step, metrics))
         return {PREFIX + k: v for k, v in metrics.items()}
 
-    def run_host(self, session, step_dir: Path) -> HostResult:
-        rank = session.rank
+    def score_source(self) -> str | None:
+        if self.plan.reward_model is not None:
+            return "reward_model"
+        return "scorer" if self.plan.scorer is not None else None
+
+    def run_host(self, ctx: EvalContext, step_dir: Path) -> HostResult:
+        rank = ctx.rank
         start, end = self.my_slice(rank)
         stats = HostStats(rank.rank)
         probe = None
+        done = is_host_done(step_dir, rank.rank, rank.world_size)
         # Under FSDP gathering the replica is a collective, so every rank enters this, finished file or not.
-        with inference_replica(session.raw_model, self.engine_dtype(session.device)) as model:
-            if is_host_done(step_dir, rank.rank, rank.world_size):
+        with inference_replica(ctx.model, self.plan.engine_dtype) as model:
+            if done:
                 text = (step_dir / host_file_name(rank.rank, rank.world_size)).read_text(encoding="utf-8")
                 rows = [json.loads(line) for line in text.splitlines() if line]
             else:
-                rows, probe = self.generate(session, model, start, end, stats, step_dir)
-                score_rows(rows, self.scorer)
-                write_host_file(step_dir, rows, rank.rank, rank.world_size)
+                rows, probe = self.generate(ctx, model, start, end, stats, step_dir)
+        if not done:  # the replica and the engine are gone: the reward model takes their memory
+            self.score(rows, ctx.device, stats)
+            write_host_file(step_dir, rows, rank.rank, rank.world_size)
         for row in rows:
             stats.add_row(row, row.get("score"))
         keep = ("global_prompt_index", "sample_index", "prompt", "generated_text", "finish_reason",
-                "generated_token_count", "score")
+                "generated_token_count", "score", "reward")
         samples = [{k: row[k] for k in keep if k in row} for row in rows[: self.cfg.max_logged_samples]]
-        return HostResult(stats, probe=probe, samples=samples)
+        return HostResult(stats, probe=probe, samples=samples, scored=[scored_entry(row) for row in rows])
 
-    def generate(self, session, model, start: int, end: int, stats: HostStats, step_dir: Path):
-        rank, step = session.rank, session.step
-        provenance = {"config_digest": self.digest}
+    def score(self, rows: list[dict[str, Any]], device: torch.device, stats: HostStats) -> None:
+        """The user scorer, then the reward model (loaded for this call only)."""
+        began = time.perf_counter()
+        score_rows(rows, self.plan.scorer)
+        if self.plan.reward_model is not None:
+            add_rewards(rows, self.plan.reward_model, reward_dtype(self.cfg.reward_model_dtype, device), device,
+                        self.cfg.reward_batch_tokens)
+        stats.scoring_time_sec = time.perf_counter() - began
+
+    def generate(self, ctx: EvalContext, model, start: int, end: int, stats: HostStats, step_dir: Path):
+        """Rows of global prompts [start, end), in this process or in a `simpo-live sample` child."""
         if end <= start:
             return [], None
+        plan, rank, step = self.plan, ctx.rank, ctx.step
+        provenance = {"config_digest": plan.config_digest}
         began = time.perf_counter()
         if self.cfg.isolation == "subprocess":
-            options = {"max_seqs": self.cfg.max_seqs, "page_size": self.cfg.page_size, "max_pages": self.cfg.max_pages}
-            rows = generate_in_subprocess(model, session.tokenizer, self.prompts, self.settings, step, rank,
-                                          step_dir / f"work_{rank.rank:04d}", options, self.timeout_sec)
+            rows = generate_in_subprocess(model, ctx.tokenizer, plan.prompts, (start, end), plan.settings, step, rank,
+                                          step_dir / f"work_{rank.rank:04d}", plan.engine, plan.timeout_sec)
             for row in rows:
                 row.pop("model_path", None)
                 row.update(provenance)
             stats.generation_time_sec = time.perf_counter() - began
             return rows, None
         probe = None
-        progress = self.progress_callback(session, (end - start) * self.settings.n)
-        with Engine.from_model(model, session.tokenizer, self.engine_config()) as engine:
+        progress = generation_progress(ctx, (end - start) * plan.settings.n)
+        with Engine.from_model(model, ctx.tokenizer, plan.engine) as engine:
             stats.engine_creation_time_sec = time.perf_counter() - began
             began = time.perf_counter()
-            rows = generate_shard(engine, self.prompts[start:end], start, self.settings, step, rank.rank,
+            rows = generate_shard(engine, plan.prompts[start:end], start, plan.settings, step, rank.rank,
                                   rank.world_size, provenance, on_step=progress.update if progress else None)
             stats.generation_time_sec = time.perf_counter() - began
             if progress:
                 progress.close()
             if rank.is_leader:
-                probe = probe_weight_handoff(engine, model, self.prompts[0], self.settings)
+                probe = probe_weight_handoff(engine, model, plan.prompts[0], plan.settings)
         return rows, probe
-
-    def progress_callback(self, session, num_samples: int):
-        """Leader-only generation progress (samples, tokens/s); quiet on other ranks."""
-        if not session.rank.is_leader or session.progress is None or not session.progress.enabled:
-            return None
-        from simpo_live.evals.progress import GenerationProgress
-
-        return GenerationProgress(session.step, num_samples, session.progress)
 
     def handle_failure(self, step_dir: Path, step: int, failed: list[tuple[int, str]], is_leader: bool
                        ) -> dict[str, float] | None:
@@ -176,9 +174,26 @@ class InferenceEvalHook:
             return None
         record = {"step": step, "failed_ranks": [i for i, _ in failed],
                   "errors": {str(i): err for i, err in failed}}
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / "errors.jsonl", "a") as f:
+        self.plan.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.plan.output_dir / "errors.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         print(f"warning: inference eval at step {step} failed ({message}); training continues. "
-              f"Traceback in {self.output_dir / 'errors.jsonl'}", flush=True)
+              f"Traceback in {self.plan.output_dir / 'errors.jsonl'}", flush=True)
         return {PREFIX + "failed": 1.0}
+
+
+def generation_progress(ctx: EvalContext, num_samples: int):
+    """Leader-only generation progress (samples, tokens/s); quiet on other ranks."""
+    if not ctx.rank.is_leader or ctx.progress is None or not ctx.progress.enabled:
+        return None
+    from simpo_live.evals.progress import GenerationProgress
+
+    return GenerationProgress(ctx.step, num_samples, ctx.progress)
+
+
+def announce(ctx: EvalContext, line: str) -> None:
+    """The leader's one line per eval, above the progress bar when there is one."""
+    if ctx.progress is not None and ctx.progress.enabled:
+        ctx.progress.write(line)
+    else:
+        print(line, flush=True)

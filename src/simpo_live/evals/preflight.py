@@ -30,8 +30,10 @@ def parameter_bytes(model: LlamaModel) -> int:
 
 
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
-                    device: torch.device, world_size: int, sharded: bool) -> EvalFit:
-    """Raise ConfigError unless every request of the eval fits the model's context and the KV cache alone."""
+                    device: torch.device, world_size: int, sharded: bool, scoring_bytes: int = 0) -> EvalFit:
+    """Raise ConfigError unless every request of the eval fits the model's context and the KV cache beside the
+    training state, and the reward model (`scoring_bytes`, loaded once the engine is gone) fits beside the training
+    state too."""
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, use_chat_template=cfg.use_chat_template)
     longest = required_max_seq_len(tokenizer, prompts, settings)
     longest_prompt = longest - cfg.max_new_tokens
@@ -53,8 +55,22 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         available = max(0, free_memory_bytes(device) - reserved)
         cache_pages = int(available * cfg.hbm_utilization) // page_bytes
         knob = "raise inference_eval.hbm_utilization (or set max_pages)"
+    check_reward_model_fits(scoring_bytes, model, device, world_size, sharded)
     if pages_needed > cache_pages:
         raise ConfigError([f"inference_eval: a request of {longest} tokens needs {pages_needed} pages of "
                            f"{cfg.page_size} tokens but the KV cache would hold {cache_pages}: {knob}, "
                            "or lower inference_eval.max_new_tokens"])
     return EvalFit(longest, pages_needed, cache_pages, cfg.page_size)
+
+
+def check_reward_model_fits(scoring_bytes: int, model: LlamaModel, device: torch.device, world_size: int,
+                            sharded: bool) -> None:
+    if scoring_bytes == 0:
+        return
+    params = parameter_bytes(model) // (world_size if sharded else 1)
+    available = free_memory_bytes(device) - 2 * params  # AdamW moments, not yet allocated
+    if scoring_bytes > available:
+        raise ConfigError([f"inference_eval.reward_model: scoring needs {scoring_bytes / 2**30:.2f} GiB (weights and "
+                           f"one batch) but {max(available, 0) / 2**30:.2f} GiB is free beside the training state: "
+                           "lower inference_eval.reward_batch_tokens or set inference_eval.reward_model_dtype: "
+                           "bfloat16"])

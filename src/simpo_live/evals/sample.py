@@ -2,12 +2,16 @@
 
 Ranks need no collective: each one loads a full replica, generates global prompts [rank*N//P, (rank+1)*N//P)
 and writes `host_<rank>_of_<P>.jsonl` plus a done marker into `--out`. Only the leader shows a progress bar.
+A caller that decides the slice itself (the eval's subprocess isolation) passes `--slice`, `--host` and the whole
+`--engine-config`, and the command obeys them instead of the rank environment.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,16 +23,64 @@ from simpo_live.evals.generation import GenerationSettings, generate_shard, requ
 from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts
 
 
+class SampleInputError(ValueError):
+    """A bad argument of the command, named."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which global prompts this process generates, and the host index/count its rows and file carry."""
+
+    start: int
+    end: int
+    host: int
+    num_hosts: int
+
+
 def _fail(message: str) -> int:
     print(f"simpo-live sample: error: {message}", file=sys.stderr)
     return 2
+
+
+def parse_pair(text: str, separator: str, option: str) -> tuple[int, int]:
+    left, found, right = text.partition(separator)
+    try:
+        if not found:
+            raise ValueError
+        return int(left), int(right)
+    except ValueError:
+        raise SampleInputError(f"{option} {text!r}: expected two integers as A{separator}B") from None
+
+
+def resolve_share(num_prompts: int, prompt_slice: str | None, host: str | None) -> Share:
+    info = rank_info()
+    index, count = parse_pair(host, "/", "--host") if host else (info.rank, info.world_size)
+    if not 0 <= index < count:
+        raise SampleInputError(f"--host {host}: the index must be in [0, count)")
+    if prompt_slice is None:
+        return Share(*shard_bounds(num_prompts, index, count), index, count)
+    start, end = parse_pair(prompt_slice, ":", "--slice")
+    if not 0 <= start <= end <= num_prompts:
+        raise SampleInputError(f"--slice {prompt_slice}: must satisfy 0 <= START <= END <= {num_prompts} prompts")
+    return Share(start, end, index, count)
+
+
+def engine_config_for(engine_config_file: str | None, max_seq_len: int, max_seqs: int, max_pages: int | None,
+                      page_size: int) -> EngineConfig:
+    if engine_config_file is None:
+        return EngineConfig(max_seqs=max_seqs, max_pages=max_pages, page_size=page_size, max_seq_len=max_seq_len)
+    try:
+        return EngineConfig.from_dict(json.loads(Path(engine_config_file).read_text()))
+    except (OSError, ValueError, TypeError) as e:
+        raise SampleInputError(f"--engine-config {engine_config_file}: {e}") from None
 
 
 def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
                        out_dir: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
                        n_samples: int = 1, ignore_eos: bool = False, no_chat_template: bool = False, step: int = 0,
                        max_seqs: int = 256, max_pages: int | None = None, page_size: int = 16,
-                       dtype: str = "auto") -> int:
+                       dtype: str = "auto", engine_config_file: str | None = None, prompt_slice: str | None = None,
+                       host: str | None = None) -> int:
     """Run the command; returns the process exit code (0 ok, 2 bad input)."""
     from transformers import AutoTokenizer
     from tqdm import tqdm
@@ -41,10 +93,11 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
         return _fail(f"--model {model_dir}: directory not found")
     try:
         prompts = load_prompts(prompts_file) if prompts_file is not None else synthetic_prompts(synthetic)
-    except PromptError as e:
+        if not prompts:
+            return _fail(f"--prompts {prompts_file}: no prompts in the file")
+        share = resolve_share(len(prompts), prompt_slice, host)
+    except (PromptError, SampleInputError) as e:
         return _fail(str(e))
-    if not prompts:
-        return _fail(f"--prompts {prompts_file}: no prompts in the file")
 
     info = rank_info()
     device = torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
@@ -56,30 +109,32 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
     except (CheckpointError, OSError, ValueError) as e:
         return _fail(f"--model {model_dir}: {e}")
 
-    start, end = shard_bounds(len(prompts), info.rank, info.world_size)
+    mine = prompts[share.start: share.end]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                   n=n_samples, ignore_eos=ignore_eos, seed=seed,
                                   use_chat_template=not no_chat_template)
     # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.
-    max_seq_len = min(model.args.max_position_embeddings,
-                      required_max_seq_len(tokenizer, prompts[start:end], settings))
-    config = EngineConfig(max_seqs=max_seqs, max_pages=max_pages, page_size=page_size, max_seq_len=max_seq_len)
-    bar = tqdm(total=(end - start) * n_samples * max_new_tokens, unit="tok", unit_scale=True,
-               desc=f"sample (rank 0 of {info.world_size})", disable=not info.is_leader)
+    max_seq_len = min(model.args.max_position_embeddings, required_max_seq_len(tokenizer, mine, settings))
+    try:
+        config = engine_config_for(engine_config_file, max_seq_len, max_seqs, max_pages, page_size)
+    except SampleInputError as e:
+        return _fail(str(e))
+    bar = tqdm(total=len(mine) * n_samples * max_new_tokens, unit="tok", unit_scale=True,
+               desc=f"sample (host {share.host} of {share.num_hosts})", disable=not info.is_leader)
     began = time.perf_counter()
     try:
         with Engine.from_model(model, tokenizer, config) as engine:
-            rows = generate_shard(engine, prompts[start:end], start, settings, step, info.rank, info.world_size,
+            rows = generate_shard(engine, mine, share.start, settings, step, share.host, share.num_hosts,
                                   provenance={"model_path": str(Path(model_dir).resolve())},
                                   on_step=lambda result: bar.update(result.num_generated_tokens))
     except ValueError as e:  # a request that cannot fit names its knob; no traceback needed
         bar.close()
         return _fail(str(e))
     bar.close()
-    path = write_host_file(out_dir, rows, info.rank, info.world_size)
+    path = write_host_file(out_dir, rows, share.host, share.num_hosts)
     if info.is_leader:
         tokens = sum(r["generated_token_count"] for r in rows)
         seconds = time.perf_counter() - began
-        print(f"rank 0: {len(rows)} samples, {tokens} tokens in {seconds:.1f}s ({tokens / seconds:.0f} tok/s) "
-              f"-> {path}", file=sys.stderr)
+        print(f"host {share.host}: {len(rows)} samples, {tokens} tokens in {seconds:.1f}s "
+              f"({tokens / max(seconds, 1e-9):.0f} tok/s) -> {path}", file=sys.stderr)
     return 0

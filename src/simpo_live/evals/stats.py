@@ -58,6 +58,7 @@ class HostStats:
     score_sum: float = 0.0
     score_count: int = 0
     generation_time_sec: float = 0.0
+    scoring_time_sec: float = 0.0
     engine_creation_time_sec: float = 0.0
     lengths: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +103,7 @@ def summarize_hosts(hosts: list[HostStats], reference_lengths: dict[str, list[in
         "generation_time_sec": generation_time,
         "tokens_per_second": tokens / generation_time if generation_time > 0 else 0.0,
         "engine_creation_time_sec": max((h.engine_creation_time_sec for h in hosts), default=0.0),
+        "scoring_time_sec": max((h.scoring_time_sec for h in hosts), default=0.0),
         "length_p10": percentile(lengths, 10),
         "length_p50": percentile(lengths, 50),
         "length_p90": percentile(lengths, 90),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simpo_live.evals.quality import text_digest
 from simpo_live.tracking import read_metrics
 
 MAX_TEXT_CHARS = 2000
@@ -21,30 +22,47 @@ class RunData:
     """(global prompt index, sample index) -> step -> row (text cut to MAX_TEXT_CHARS)."""
     prompts: dict[int, str] = field(default_factory=dict)
     num_prompts_total: int = 0
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config.yaml
+
+    def eval_steps(self) -> list[int]:
+        return sorted(self.summaries)
+
+    def latest_summary_with(self, key: str) -> tuple[int, dict[str, Any]] | None:
+        steps = [s for s in self.eval_steps() if key in self.summaries[s]["metrics"]]
+        return (steps[-1], self.summaries[steps[-1]]) if steps else None
 
 
-def eval_root(run_dir: Path) -> Path:
-    config = run_dir / "config.yaml"
-    if config.is_file():
-        import yaml
+def read_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
 
-        output_dir = (yaml.safe_load(config.read_text()) or {}).get("inference_eval", {}).get("output_dir")
-        if output_dir:
-            return Path(output_dir)
-    return run_dir / "inference_eval"
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def eval_root(run_dir: Path, config: dict[str, Any]) -> Path:
+    output_dir = (config.get("inference_eval") or {}).get("output_dir")
+    return Path(output_dir) if output_dir else run_dir / "inference_eval"
 
 
 def read_rows(step_dir: Path) -> list[dict[str, Any]]:
-    rows = []
+    """Every row of the step once: a resume on another world size may leave two sets of host files with the same
+    rows (rows do not depend on the host count), so rows are keyed by (global prompt index, sample index)."""
+    rows: dict[tuple[int, int], dict[str, Any]] = {}
     for path in sorted(step_dir.glob("host_*_of_*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.setdefault((row["global_prompt_index"], row["sample_index"]), row)
+    return [rows[key] for key in sorted(rows)]
 
 
 def collect_run(run_dir: str | Path, max_prompts: int) -> RunData:
     run_dir = Path(run_dir)
-    data = RunData(run_dir, read_metrics(run_dir))
-    root = eval_root(run_dir)
+    config = read_config(run_dir)
+    data = RunData(run_dir, read_metrics(run_dir), config=config)
+    root = eval_root(run_dir, config)
     step_dirs = sorted(root.glob("step_*")) if root.is_dir() else []
     for step_dir in step_dirs:
         step = int(step_dir.name.removeprefix("step_"))
@@ -58,6 +76,7 @@ def collect_run(run_dir: str | Path, max_prompts: int) -> RunData:
                 continue
             data.prompts[index] = row["prompt"]
             text = row["generated_text"]
-            cut = {**row, "generated_text": text[:MAX_TEXT_CHARS], "truncated_for_report": len(text) > MAX_TEXT_CHARS}
+            cut = {**row, "generated_text": text[:MAX_TEXT_CHARS], "truncated_for_report": len(text) > MAX_TEXT_CHARS,
+                   "text_digest": text_digest(text)}
             data.generations.setdefault((index, row["sample_index"]), {})[step] = cut
     return data
