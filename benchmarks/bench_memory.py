@@ -230,8 +230,8 @@ def main() -> None:
                 run_load_case()
                 continue
             flag, case = ("--logprob", LOGPROB_CASES[name]) if name in LOGPROB_CASES else ("--step", STEP_CASES[name])
-            out = subprocess.run([sys.executable, __file__, flag, json.dumps(case)],
-                                 check=True, capture_output=True, text=True, env=child_env()).stdout
+            out = subprocess.run([sys.executable, __file__, flag, json.dumps(case)], check=True,
+                                 stdout=subprocess.PIPE, text=True, env=child_env()).stdout
             print(json.dumps({"case": name, **json.loads(out.strip().splitlines()[-1])}), flush=True)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_memory.py"
 SRC = Path(__file__).resolve().parents[2] / "src"
-CASE = dict(vocab=32_000, hidden=256, inter=688, layers=4, heads=4, kv_heads=2, pairs=2, prompt=384, response=128)
+CASE = dict(vocab=64_000, hidden=256, inter=688, layers=4, heads=4, kv_heads=2, pairs=2, prompt=384, response=128)
 
 
 def measured_step(**knobs) -> dict:
@@ -24,7 +24,7 @@ def measured_step(**knobs) -> dict:
 def test_plan_is_within_20_percent_of_the_measured_peak(knobs):
     """Peak RSS of one step (gradients and AdamW moments already allocated) minus the RSS before the model."""
     row = measured_step(**knobs)
-    assert row["peak_step_gib"] > 0.3  # the terms dominate the allocator's noise
+    assert row["peak_step_gib"] > 0.6  # the terms dominate the runtime's own ~0.1 GiB (kernels, thread pools)
     assert row["plan_train_gib"] == pytest.approx(row["peak_step_gib"], rel=0.2), row
 
 

@@ -17,9 +17,9 @@ from simpo_live.model.args import ModelArgs
 # Peak bytes per logit in the log-prob backward, fp32: the log-softmax output kept from forward, the gather's
 # zero-filled gradient and the log-softmax gradient (4 bytes each); a bf16 lm_head adds its bf16 logits' gradient.
 LOGIT_BACKWARD_BYTES = 12
-# The chunked backward holds about twice that per logit of its chunk: the recomputed chunk's graph (logits and
-# log-softmax) beside its gradients. Fitted to bench_memory.py's logprob_chunked (vocab 128,256, chunk 128).
-CHUNK_BACKWARD_BYTES = 24
+# The chunked backward holds more per logit of its chunk: the recomputed chunk's graph (logits and log-softmax)
+# beside its gradients. Fitted to bench_memory.py's measured peaks (chunks of 128 and 512 positions).
+CHUNK_BACKWARD_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -84,26 +84,33 @@ def layer_activation_bytes_per_token(args: ModelArgs, residual_bytes: int, compu
     return norms + attention + mlp
 
 
+def layer_activation_bytes(p: PlanInputs) -> int:
+    """One decoder layer's saved tensors at the longest micro-batch."""
+    per_token = layer_activation_bytes_per_token(p.args, residual_bytes(p), p.compute_bytes, p.autocast)
+    return per_token * p.rows * p.seq_len
+
+
+def residual_bytes(p: PlanInputs) -> int:
+    return p.compute_bytes if p.sharded and p.compute_bytes < p.param_bytes else p.param_bytes
+
+
 def activation_bytes(p: PlanInputs) -> int:
-    """Saved activations of the longest micro-batch at their peak (the start of backward), plus the gradient
-    working set of the layer being differentiated (about one layer's activations)."""
-    tokens = p.rows * p.seq_len
-    residual = p.compute_bytes if p.sharded and p.compute_bytes < p.param_bytes else p.param_bytes
-    per_layer = layer_activation_bytes_per_token(p.args, residual, p.compute_bytes, p.autocast) * tokens
+    """Saved activations of the longest micro-batch at the start of backward: every layer's (or, checkpointed,
+    only every layer's input) and the final norm's."""
+    tokens, residual = p.rows * p.seq_len, residual_bytes(p)
     if p.activation_checkpointing:
-        # Layer inputs only, then one layer recomputed at a time during backward.
-        kept = p.args.num_hidden_layers * tokens * p.args.hidden_size * residual + per_layer
+        kept = p.args.num_hidden_layers * tokens * p.args.hidden_size * residual
     else:
-        kept = p.args.num_hidden_layers * per_layer
-    final_norm = tokens * p.args.hidden_size * (residual + 4 + p.compute_bytes)
-    return kept + per_layer + final_norm
+        kept = p.args.num_hidden_layers * layer_activation_bytes(p)
+    return kept + tokens * p.args.hidden_size * (residual + 4 + p.compute_bytes)
 
 
 def logit_bytes(p: PlanInputs) -> int:
     """The lm_head + log-softmax working set: every scored position at once, or one chunk at a time; plus the
     lm_head weight's gradient before it is accumulated (chunked: also the running sum over chunks)."""
     vocab = p.args.vocab_size
-    head_grad = vocab * p.args.hidden_size * 4
+    # The head's gradient in the dtype of the weight the lm_head used (bf16 when FSDP gathers in bf16).
+    head_grad = vocab * p.args.hidden_size * (p.compute_bytes if p.sharded else p.param_bytes)
     if p.logprob_chunk_tokens <= 0:
         return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)) + head_grad
     chunk = min(p.logprob_chunk_tokens, p.response_tokens)
@@ -140,7 +147,11 @@ def plan_terms(p: PlanInputs, device_bytes: int) -> list[tuple[str, str, int]]:
         copies = args.num_hidden_layers * layer_parameters(args) + args.vocab_size * args.hidden_size
         terms.append(("autocast weight copies", "train", copies * p.compute_bytes))
     terms.append(("activations", "train", activation_bytes(p)))
-    terms.append(("logits", "train", logit_bytes(p)))
+    logits = logit_bytes(p)
+    terms.append(("logits", "train", logits))
+    # Backward first runs the log-prob working set, then one layer at a time (its recomputation under
+    # checkpointing, or its gradients): the two never coexist, so only the excess of the larger counts.
+    terms.append(("layer backward, beyond logits", "train", max(0, layer_activation_bytes(p) - logits)))
     if p.eval_replica_bytes:
         terms.append(("eval replica", "eval", total * p.eval_replica_bytes))
     terms.append(("reward model", "eval", p.reward_model_bytes))
