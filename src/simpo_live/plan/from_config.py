@@ -14,6 +14,7 @@ import torch
 from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
 from simpo_live.engine.kv_cache import free_memory_bytes
+from simpo_live.evals.register import eval_dtype
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.model.logprobs import resolve_chunk_tokens
@@ -37,8 +38,8 @@ def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: boo
     ev = cfg.inference_eval
     if not ev.enabled:
         return {}
-    # InferenceEvalHook.engine_dtype's rule: auto is a bf16 copy on CUDA, the training weights on CPU.
-    eval_bytes = DTYPE_BYTES.get(ev.dtype, 2 if device_type == "cuda" else param_bytes)
+    replica_dtype = eval_dtype(ev.dtype, torch.device(device_type))  # None: the training weights as they are
+    eval_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
     replica = eval_bytes if sharded or eval_bytes != param_bytes else 0
     request = min(args.max_position_embeddings, cfg.data.max_prompt_len + ev.max_new_tokens)
     request = -(-request // ev.page_size) * ev.page_size
