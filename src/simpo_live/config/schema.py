@@ -36,6 +36,9 @@ class ModelConfig(Section):
     """Local Hugging Face model directory (config.json, safetensors, tokenizer files)."""
     tokenizer_path: str | None = None
     """Tokenizer directory; defaults to model.path."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Dtype of the trained weights, their gradients and AdamW state. Under FSDP2, bfloat16 keeps fp32 shards and
+    optimizer state and computes and all-gathers in bf16 (mixed precision)."""
 
 
 class DataConfig(Section):
@@ -121,6 +124,11 @@ class TrainerConfig(Section):
     preemption_grace_sec: float = Field(60.0, gt=0)
     """After SIGTERM: every rank checkpoints at the next step boundary and exits; if none is reached within
     this many seconds the process exits anyway (the rerun resumes from the last checkpoint)."""
+    logprob_chunk_tokens: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
+    """Response positions per lm_head chunk (forward and recomputed backward): memory O(chunk x vocab), not
+    O(tokens x vocab). auto: ~64 MiB of fp32 logits per chunk (vocab 128,256 -> 128); 0: all at once."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in backward (non-reentrant) instead of keeping them."""
 
 
 class TrackerConfig(Section):

@@ -18,9 +18,7 @@ from simpo_live.model import LlamaModel
 
 def wrap_for_training(model: LlamaModel, strategy: str, rank: RankInfo, device: torch.device) -> torch.nn.Module:
     """DDP or FSDP2 under torchrun; the plain module in one process (FSDP2 also on one torchrun rank)."""
-    import torch.distributed as dist
-
-    if strategy == "fsdp" and dist.is_initialized():
+    if uses_fsdp(strategy):
         return shard_with_fsdp(model, rank, device)
     if not rank.is_distributed:
         return model
@@ -30,14 +28,26 @@ def wrap_for_training(model: LlamaModel, strategy: str, rank: RankInfo, device: 
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device) -> LlamaModel:
-    """FSDP2 `fully_shard` per decoder layer, then the root (embeddings, norm, head; tied weights stay together)."""
+def uses_fsdp(strategy: str) -> bool:
+    """FSDP2 whenever asked for under torchrun, even on one rank (a process group is needed)."""
+    import torch.distributed as dist
+
+    return strategy == "fsdp" and dist.is_initialized()
+
+
+def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device, bf16_compute: bool = False) -> LlamaModel:
+    """FSDP2 `fully_shard` per decoder layer, then the root (embeddings, norm, head; tied weights stay together).
+
+    The shards keep the model's dtype (fp32: the optimizer state is fp32 too); with `bf16_compute`, or on a
+    CUDA device with bf16, parameters are all-gathered and used in bf16 and gradients reduced in fp32.
+    Works on a meta-device model too (then `to_empty` allocates just the shards).
+    """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(device.type, (rank.world_size,))
     policy = MixedPrecisionPolicy()
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if bf16_compute or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
         # bf16 compute and all-gathers, fp32 gradient reduction: the usual large-model recipe.
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     for layer in model.model.layers:
@@ -62,6 +72,21 @@ def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, t
     return get_model_state_dict(model, options=options)
 
 
+def replica_state_dict(model: LlamaModel, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """Every weight whole and in `dtype` (None: as trained), one tensor at a time: a shard is cast before its
+    all-gather, so under FSDP the full model only ever exists in the eval dtype (a collective: every rank calls it).
+    """
+    from torch.distributed.tensor import DTensor
+
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if model.args.tie_word_embeddings and name == "lm_head.weight":
+            continue  # the embedding; re-tied by the caller
+        tensor = tensor.detach().to(dtype) if dtype is not None else tensor.detach()
+        state[name] = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+    return state
+
+
 @contextlib.contextmanager
 def inference_replica(model: LlamaModel, dtype: torch.dtype | None = None) -> Iterator[LlamaModel]:
     """A full, plain replica of `model` for the engine, in `dtype` (None: the training dtype).
@@ -73,12 +98,11 @@ def inference_replica(model: LlamaModel, dtype: torch.dtype | None = None) -> It
     if not is_sharded(model) and same_dtype:
         yield model
         return
-    state = full_state_dict(model, leader_only=False)
+    state = replica_state_dict(model, dtype)
     device = next(iter(state.values())).device
     with torch.device("meta"):
         replica = LlamaModel(model.args)
-    replica.load_state_dict({k: v.detach().to(dtype) if dtype else v for k, v in state.items()},
-                            strict=False, assign=True)
+    replica.load_state_dict(state, strict=False, assign=True)
     if model.args.tie_word_embeddings:
         replica.lm_head.weight = replica.model.embed_tokens.weight
     replica.reset_rope_buffers()

@@ -13,6 +13,7 @@ from simpo_live.errors import UserError
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # config dtype names
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
@@ -62,6 +63,23 @@ def _tensor_files(directory: Path) -> dict[str, Path]:
     if not single.is_file():
         raise CheckpointError(f"{directory}: neither {SINGLE_FILE} nor {INDEX_FILE} found")
     return {name: single for name in _tensor_names(single)}
+
+
+def tensor_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, from the safetensors headers alone (a truncated or damaged file is a CheckpointError
+    naming it; no weight is read)."""
+    directory = Path(directory)
+    shapes = {}
+    by_file: dict[Path, list[str]] = {}
+    for name, file in _tensor_files(directory).items():
+        by_file.setdefault(file, []).append(name)
+    for file, names in by_file.items():
+        try:
+            with safe_open(file, framework="pt") as f:
+                shapes.update({name: tuple(f.get_slice(name).get_shape()) for name in names})
+        except Exception as e:  # safetensors raises its own error types for a damaged header
+            raise CheckpointError(f"{file}: cannot be read as safetensors ({e})") from e
+    return shapes
 
 
 def load_state_dict(directory: str | Path, names: list[str]) -> dict[str, torch.Tensor]:

@@ -12,8 +12,10 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from simpo_live.model.args import ModelArgs
+from simpo_live.model.logprobs import token_logps
 from simpo_live.model.rope import apply_rope, rope_cos_sin, rope_inverse_frequencies
 
 
@@ -88,8 +90,18 @@ class DecoderLayer(nn.Module):
         self.mlp = SwiGLU(args)
         self.input_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
+        self.checkpoint_activations = False  # set by LlamaModel.set_activation_checkpointing
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                backend: AttentionBackend | None) -> torch.Tensor:
+        if self.checkpoint_activations and torch.is_grad_enabled():
+            # Inside forward, so an FSDP wrapper of this layer unshards before and reshards after, outside the
+            # recomputed region (as fully_shard(checkpoint_wrapper(layer)) would); non-reentrant, so gradients
+            # reach parameters and inputs as without checkpointing and DDP's hooks fire once.
+            return checkpoint(self.compute, x, cos, sin, backend, use_reentrant=False)
+        return self.compute(x, cos, sin, backend)
+
+    def compute(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 backend: AttentionBackend | None) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, backend)
         return x + self.mlp(self.post_attention_layernorm(x))
@@ -128,18 +140,29 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None,
                 attention: AttentionBackend | None = None,
-                logits_at: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                logits_at: tuple[torch.Tensor, torch.Tensor] | None = None,
+                target_ids: torch.Tensor | None = None, logprob_chunk_tokens: int = 0) -> torch.Tensor:
         """Logits (B, S, vocab), or (N, vocab) at the (row, column) index pairs `logits_at` only.
 
         Without `attention`, each row attends causally to itself (pad on the right). `logits_at` keeps the
         lm_head off positions nobody needs, and inside forward so DDP/FSDP wrappers see all the compute.
+        With `target_ids` (N,) it returns log p(target_ids) (N,) fp32 instead, `logprob_chunk_tokens` positions
+        at a time (model/logprobs.py; 0: all at once), so the (N, vocab) logits need never exist.
         """
         if positions is None:
             positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         hidden = self.hidden_states(input_ids, positions, attention)  # (B, S, H)
         if logits_at is not None:
             hidden = hidden[logits_at[0], logits_at[1]]  # (N, H)
+        if target_ids is not None:
+            # The weight is read here, inside the wrapped forward: FSDP has unsharded it, DDP's reducer sees it.
+            return token_logps(hidden, self.lm_head.weight, target_ids, logprob_chunk_tokens)
         return self.lm_head(hidden)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Keep only each decoder layer's input for backward and recompute the rest (training only)."""
+        for layer in self.model.layers:
+            layer.checkpoint_activations = enabled
 
     def reset_rope_buffers(self) -> None:
         """Recompute non-persistent buffers, e.g. after building the model on the meta device."""

@@ -22,8 +22,8 @@ import torch.distributed as dist
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.errors import NonFiniteError
-from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_state_dict, read_model_args, save_model
+from simpo_live.model import LlamaModel, ModelArgs
+from simpo_live.model.checkpoint import CheckpointError, read_model_args, save_model, tensor_shapes
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
@@ -151,9 +151,10 @@ class ResumePoint:
     """Newer checkpoints that could not be read, with the reason: the run resumes from an older one."""
 
 
-def read_checkpoint(path: Path, model: LlamaModel) -> tuple[TrainerState, dict[str, torch.Tensor]]:
-    """The trainer state and the weights of checkpoint `path`, checked against `model` (which is not touched).
-    A damaged file is a CheckpointError; tensors of another shape are a CheckpointShapeError."""
+def read_checkpoint(path: Path, args: ModelArgs) -> TrainerState:
+    """The trainer state of checkpoint `path`, its weights checked against a model of `args` from their headers
+    (they are loaded later, like model.path, sharded where FSDP shards). A damaged file is a CheckpointError;
+    tensors of another shape are a CheckpointShapeError."""
     try:
         raw = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
         state = TrainerState(**raw)
@@ -163,40 +164,40 @@ def read_checkpoint(path: Path, model: LlamaModel) -> tuple[TrainerState, dict[s
     if state.step != expected:
         raise CheckpointError(f"{path / STATE_FILE}: holds step {state.step}, the directory name says {expected}")
     saved_args = read_model_args(path)
-    differing = [f"{k} {getattr(saved_args, k)} (run's model: {getattr(model.args, k)})" for k in SHAPE_FIELDS
-                 if getattr(saved_args, k) != getattr(model.args, k)]
+    differing = [f"{k} {getattr(saved_args, k)} (run's model: {getattr(args, k)})" for k in SHAPE_FIELDS
+                 if getattr(saved_args, k) != getattr(args, k)]
     if differing:
         raise CheckpointShapeError(f"{path}: the checkpoint belongs to another model ({', '.join(differing)}); "
                                    "use a new trainer.run_dir")
-    own = model.state_dict()
-    names = [n for n in own if not (model.args.tie_word_embeddings and n == "lm_head.weight")]
-    weights = load_state_dict(path, names)
-    for name, tensor in weights.items():
-        if tensor.shape != own[name].shape:
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        own = {name: tuple(t.shape) for name, t in LlamaModel(args).state_dict().items()}
+    saved = tensor_shapes(path)
+    for name, shape in own.items():
+        if args.tie_word_embeddings and name == "lm_head.weight":
+            continue
+        if name not in saved:
+            raise CheckpointError(f"{path}: tensor {name} is missing")
+        if saved[name] != shape:
             raise CheckpointShapeError(
-                f"{path}: tensor {name} has shape {tuple(tensor.shape)} but this run's model has "
-                f"{tuple(own[name].shape)}: the checkpoint belongs to another model; use a new trainer.run_dir")
-    return state, weights
+                f"{path}: tensor {name} has shape {saved[name]} but this run's model has {shape}: the checkpoint "
+                "belongs to another model; use a new trainer.run_dir")
+    return state
 
 
-def find_resume_point(run_dir: str | Path, model: LlamaModel) -> ResumePoint | None:
-    """The newest checkpoint that reads cleanly, loaded into `model` in place (keeping its dtype and device).
+def find_resume_point(run_dir: str | Path, args: ModelArgs) -> ResumePoint | None:
+    """The newest checkpoint that reads cleanly (its weights are loaded afterwards, like model.path).
 
     A damaged newer checkpoint (a crash while it was pruned, a truncated copy) is skipped and reported; if every
     checkpoint is damaged the run stops rather than silently starting over."""
     skipped: list[tuple[Path, str]] = []
     for _, path in reversed(list_checkpoints(run_dir)):
         try:
-            state, weights = read_checkpoint(path, model)
+            state = read_checkpoint(path, args)
         except CheckpointShapeError:
             raise
         except CheckpointError as e:
             skipped.append((path, str(e)))
             continue
-        with torch.no_grad():
-            for name, param in model.state_dict().items():
-                if name in weights:
-                    param.copy_(weights[name])
         return ResumePoint(path, state, skipped)
     if skipped:
         reasons = "; ".join(reason for _, reason in skipped)

@@ -18,10 +18,12 @@ from simpo_live.config.load import ConfigError
 from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
 from simpo_live.distributed.env import RankInfo, init_process_group, intra_op_threads, rank_info
 from simpo_live.distributed.gather import gather_to_all
-from simpo_live.distributed.parallel import wrap_for_training
+from simpo_live.distributed.loading import load_for_training
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import CheckpointError, load_model, read_model_args
+from simpo_live.model.checkpoint import CheckpointError, read_model_args
+from simpo_live.model.logprobs import resolve_chunk_tokens
+from simpo_live.plan.check import check_memory_before_training
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
@@ -111,19 +113,21 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     torch.manual_seed(cfg.trainer.seed)
     run_dir = Path(cfg.trainer.run_dir)
 
-    read_model_args(cfg.model.path)  # a bad model directory is named as one before its tokenizer is read
+    args = read_model_args(cfg.model.path)  # a bad model directory is named as one before its tokenizer is read
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
-    raw_model = load_model(cfg.model.path, dtype=torch.float32, device=device)
-    resume = find_resume_point(run_dir, raw_model)
+    resume = find_resume_point(run_dir, args)
     resume_path, state = (resume.path, resume.state) if resume else (None, None)
     if resume and resume.skipped and rank.is_leader:
         for path, reason in resume.skipped:
             print(f"warning: skipping checkpoint {path.name}: {reason}", file=sys.stderr)
         print(f"warning: resuming from the older checkpoint {resume_path}", file=sys.stderr)
     check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
+    # A checkpoint is an HF model directory: a resumed run loads its weights the way a new one loads model.path.
+    raw_model, model = load_for_training(resume_path or cfg.model.path, cfg.trainer.strategy, rank, device,
+                                         cfg.model.dtype, cfg.trainer.activation_checkpointing)
+    check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader)
 
-    model = wrap_for_training(raw_model, cfg.trainer.strategy, rank, device)
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
     if state is not None:
@@ -132,7 +136,8 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         restore_rng_state(state.rng)
 
     settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
-                            autocast_dtype(cfg, device), device)
+                            autocast_dtype(cfg, device), device,
+                            resolve_chunk_tokens(cfg.trainer.logprob_chunk_tokens, raw_model.args.vocab_size))
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,

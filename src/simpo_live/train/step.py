@@ -24,6 +24,7 @@ class StepSettings:
     max_grad_norm: float | None
     autocast_dtype: torch.dtype | None  # None: run in the weights' dtype
     device: torch.device
+    logprob_chunk_tokens: int = 0  # response positions per lm_head chunk; 0: all at once
 
 
 def forward_pairs(model: torch.nn.Module, batch: PairBatch, settings: StepSettings
@@ -32,7 +33,7 @@ def forward_pairs(model: torch.nn.Module, batch: PairBatch, settings: StepSettin
     autocast = (torch.autocast(settings.device.type, dtype=settings.autocast_dtype)
                 if settings.autocast_dtype is not None else contextlib.nullcontext())
     with autocast:
-        avg_logps = response_avg_logps(model, batch)  # (2B,)
+        avg_logps = response_avg_logps(model, batch, settings.logprob_chunk_tokens)  # (2B,)
     chosen, rejected = avg_logps[: batch.num_pairs], avg_logps[batch.num_pairs:]
     return simpo_loss(chosen, rejected, settings.beta, settings.gamma_beta_ratio), chosen, rejected
 

@@ -1,0 +1,86 @@
+"""Log p(target) from the lm_head a chunk of positions at a time, never holding an (N, vocab) logit matrix.
+
+Forward runs lm_head + log-softmax + gather per chunk and keeps only the (N,) result; backward recomputes
+each chunk's logits and differentiates it with the same ops as the unchunked path, so peak memory is
+O(chunk x vocab). It does not pick positions or average per row: the caller (`LlamaModel.forward`) passes
+the hidden states it selected and the lm_head weight it holds, so DDP and FSDP see the weight used inside
+the wrapped forward and their gradient hooks fire as for a plain `nn.Linear`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Auto chunk size: a chunk's fp32 logits take about this many bytes (the log-softmax and its gradient add a
+# few more of the same size); small next to a model's weights, large enough that a chunk is a big GEMM.
+AUTO_CHUNK_LOGIT_BYTES = 64 << 20
+MIN_CHUNK_TOKENS = 64
+
+
+def auto_chunk_tokens(vocab_size: int) -> int:
+    """Positions per chunk: AUTO_CHUNK_LOGIT_BYTES of fp32 logits, a multiple of MIN_CHUNK_TOKENS.
+
+    Vocab 128,256 -> 128 positions (62.6 MiB of logits); vocab 4,096 -> 4,096 positions.
+    """
+    fit = AUTO_CHUNK_LOGIT_BYTES // (4 * vocab_size)
+    return max(MIN_CHUNK_TOKENS, fit // MIN_CHUNK_TOKENS * MIN_CHUNK_TOKENS)
+
+
+def resolve_chunk_tokens(setting: int | str, vocab_size: int) -> int:
+    """`trainer.logprob_chunk_tokens` as a number: 'auto' -> auto_chunk_tokens(vocab_size); 0 stays 0 (off)."""
+    return auto_chunk_tokens(vocab_size) if setting == "auto" else int(setting)
+
+
+def _chunk_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The unchunked path's ops on one chunk: logits in the compute dtype, log-softmax in fp32, gather."""
+    logits = F.linear(hidden, weight).float()  # (n, V)
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)  # (n,)
+
+
+class ChunkedTokenLogps(torch.autograd.Function):
+    """(hidden (N, H), weight (V, H), targets (N,), chunk_tokens) -> log p(targets) (N,) fp32."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                chunk_tokens: int) -> torch.Tensor:
+        # Autocast is active here as in the caller; remember it so backward recomputes in the same dtypes.
+        device_type = hidden.device.type
+        ctx.autocast = (device_type, torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
+        ctx.chunk_tokens = chunk_tokens
+        ctx.save_for_backward(hidden, weight, targets)
+        pieces = [_chunk_logps(hidden[s:s + chunk_tokens], weight, targets[s:s + chunk_tokens])
+                  for s in range(0, hidden.shape[0], chunk_tokens)]
+        return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)  # (N,)
+
+    @staticmethod
+    def backward(ctx, grad_logps: torch.Tensor):
+        hidden, weight, targets = ctx.saved_tensors
+        device_type, autocast_enabled, autocast_dtype = ctx.autocast
+        chunk = ctx.chunk_tokens
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None  # (N, H)
+        grad_weight = None  # (V, H), summed over chunks
+        weight_leaf = weight.detach().requires_grad_(ctx.needs_input_grad[1])
+        for s in range(0, hidden.shape[0], chunk):
+            hidden_leaf = hidden[s:s + chunk].detach().requires_grad_(ctx.needs_input_grad[0])
+            with torch.enable_grad(), torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_enabled):
+                logps = _chunk_logps(hidden_leaf, weight_leaf, targets[s:s + chunk])  # (n,)
+            inputs = [t for t in (hidden_leaf, weight_leaf) if t.requires_grad]
+            grads = iter(torch.autograd.grad(logps, inputs, grad_logps[s:s + chunk]))
+            if grad_hidden is not None:
+                grad_hidden[s:s + chunk] = next(grads)
+            if ctx.needs_input_grad[1]:
+                chunk_grad = next(grads)
+                grad_weight = chunk_grad if grad_weight is None else grad_weight.add_(chunk_grad)
+        return grad_hidden, grad_weight, None, None
+
+
+def token_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
+    """log p(targets[i] | hidden[i]) under the lm_head `weight`; (N,) fp32.
+
+    chunk_tokens > 0: that many positions at a time (ChunkedTokenLogps); 0: all at once with plain autograd,
+    which holds the (N, V) logits, their fp32 copy and the log-softmax until backward.
+    """
+    if chunk_tokens <= 0:
+        return _chunk_logps(hidden, weight, targets)
+    return ChunkedTokenLogps.apply(hidden, weight, targets, chunk_tokens)

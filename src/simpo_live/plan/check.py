@@ -1,0 +1,47 @@
+"""The memory plan as a pre-flight (before step 1, printed by the leader) and as the `simpo-live plan` command."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from simpo_live.config import SimpoConfig
+from simpo_live.data import TokenizedPair
+from simpo_live.evals.memory import process_rss_gib
+from simpo_live.model.args import ModelArgs
+from simpo_live.model.checkpoint import read_model_args
+from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan
+from simpo_live.plan.from_config import plan_for_config
+
+
+def own_memory_bytes(device: torch.device) -> int:
+    """What this process holds already (the loaded model): CUDA reserved memory, or the resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_reserved(device)
+    rss = process_rss_gib()
+    return int(rss * GIB) if rss is not None else 0
+
+
+def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,
+                                 pairs: list[TokenizedPair], is_leader: bool,
+                                 reward_model_bytes: int | None = None) -> MemoryPlan:
+    """Print the plan (leader) and raise ConfigError, naming the knobs that would fit, when it does not fit."""
+    plan = plan_for_config(cfg, args, world_size, device, pairs=pairs, reward_model_bytes=reward_model_bytes,
+                           own_bytes=own_memory_bytes(device))
+    if is_leader:
+        print(format_plan(plan), file=sys.stderr)
+    check_fits(plan)
+    return plan
+
+
+def run_plan_command(cfg: SimpoConfig, world_size: int, device_type: str, device_memory_gib: float | None) -> int:
+    """`simpo-live plan`: the plan of cfg's run (longest micro-batch bounded by data.max_seq_len); exit 1 if over."""
+    args = read_model_args(cfg.model.path)
+    device_bytes = int(device_memory_gib * GIB) if device_memory_gib is not None else None
+    plan = plan_for_config(cfg, args, world_size, torch.device(device_type), device_bytes=device_bytes)
+    print(format_plan(plan))
+    if plan.fits:
+        return 0
+    print(f"  {advice(plan)}")
+    return 1

@@ -1,0 +1,101 @@
+"""Plan inputs from a config (and, in a live session, the tokenized data and the device), and the device's budget.
+
+Without data (the `plan` command) the longest micro-batch is bounded by data.max_seq_len; in the pre-flight it is
+the longest pair of the data. The eval terms assume every sequence of the eval decodes at once (inference_eval
+max_seqs, or max_pages when set): the engine sizes its own cache from free memory, so this is what it needs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from simpo_live.config import SimpoConfig
+from simpo_live.data import TokenizedPair
+from simpo_live.engine.kv_cache import free_memory_bytes
+from simpo_live.evals.register import eval_dtype
+from simpo_live.model.args import ModelArgs
+from simpo_live.model.checkpoint import DTYPES
+from simpo_live.model.logprobs import resolve_chunk_tokens
+from simpo_live.plan.fit import MemoryPlan
+from simpo_live.plan.terms import PlanInputs
+
+DTYPE_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
+
+
+def longest_micro_batch(cfg: SimpoConfig, pairs: list[TokenizedPair] | None) -> tuple[int, int]:
+    """(padded row length, scored positions per row) of the worst micro-batch: every row as long as the longest."""
+    if not pairs:
+        return cfg.data.max_seq_len, cfg.data.max_seq_len - 1
+    seq_len = max(len(p.prompt_ids) + max(len(p.chosen_ids), len(p.rejected_ids)) for p in pairs)
+    response = max(max(len(p.chosen_ids), len(p.rejected_ids)) for p in pairs)
+    return seq_len, response
+
+
+def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: bool, param_bytes: int,
+               world_size: int) -> dict:
+    ev = cfg.inference_eval
+    if not ev.enabled:
+        return {}
+    replica_dtype = eval_dtype(ev.dtype, torch.device(device_type))  # None: the training weights as they are
+    eval_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
+    replica = eval_bytes if sharded or eval_bytes != param_bytes else 0
+    request = min(args.max_position_embeddings, cfg.data.max_prompt_len + ev.max_new_tokens)
+    request = -(-request // ev.page_size) * ev.page_size
+    fixed = ev.max_pages is not None
+    return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if eval_bytes == 2 else torch.float32,
+            "kv_cache_tokens": ev.max_pages * ev.page_size if fixed else ev.max_seqs * request,
+            "kv_min_tokens": request, "kv_fraction": None if fixed else ev.hbm_utilization}
+
+
+def eval_reward_model_bytes(cfg: SimpoConfig, device_type: str) -> int:
+    """The eval's reward model in its scoring dtype plus one scoring batch; 0 without one. It is loaded once the
+    engine and the replica are gone, so counting it beside them in the eval phase is an upper bound."""
+    ie = cfg.inference_eval
+    if not (ie.enabled and ie.reward_model):
+        return 0
+    from simpo_live.evals.reward import inspect_reward_model, reward_dtype, reward_model_bytes
+
+    info = inspect_reward_model(ie.reward_model)
+    return reward_model_bytes(info, reward_dtype(ie.reward_model_dtype, torch.device(device_type)),
+                              ie.reward_batch_tokens)
+
+
+def plan_inputs(cfg: SimpoConfig, args: ModelArgs, world_size: int, device_type: str,
+                pairs: list[TokenizedPair] | None = None, reward_model_bytes: int | None = None) -> PlanInputs:
+    """`reward_model_bytes` None: read from inference_eval.reward_model."""
+    tr = cfg.trainer
+    if reward_model_bytes is None:
+        reward_model_bytes = eval_reward_model_bytes(cfg, device_type)
+    sharded = tr.strategy == "fsdp" and world_size > 1
+    fsdp_bf16 = sharded and (cfg.model.dtype == "bfloat16" or device_type == "cuda")
+    param_bytes = 4 if sharded else DTYPE_BYTES[cfg.model.dtype]
+    autocast = tr.precision == "bf16" or (tr.precision == "auto" and device_type == "cuda")
+    compute_bytes = 2 if (autocast or fsdp_bf16 or param_bytes == 2) else 4
+    micro = min(tr.micro_batch_size, max(1, tr.train_batch_size // world_size))
+    seq_len, response_per_row = longest_micro_batch(cfg, pairs)
+    return PlanInputs(
+        args=args, world_size=world_size, sharded=sharded, param_bytes=param_bytes, compute_bytes=compute_bytes,
+        autocast=autocast and param_bytes == 4 and not fsdp_bf16, rows=2 * micro, seq_len=seq_len,
+        response_tokens=2 * micro * response_per_row,
+        logprob_chunk_tokens=resolve_chunk_tokens(tr.logprob_chunk_tokens, args.vocab_size),
+        activation_checkpointing=tr.activation_checkpointing, reward_model_bytes=reward_model_bytes,
+        **eval_terms(cfg, args, device_type, sharded, param_bytes, world_size),
+    )
+
+
+def device_budget_bytes(device: torch.device, own_bytes: int = 0) -> int:
+    """What one rank may use: the GPU's free memory, or this host's available RAM shared by its ranks, plus
+    `own_bytes` this process already holds (the plan counts the loaded model among its terms)."""
+    if device.type == "cuda":
+        return free_memory_bytes(device) + own_bytes
+    return free_memory_bytes(device) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + own_bytes
+
+
+def plan_for_config(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,
+                    device_bytes: int | None = None, pairs: list[TokenizedPair] | None = None,
+                    reward_model_bytes: int | None = None, own_bytes: int = 0) -> MemoryPlan:
+    inputs = plan_inputs(cfg, args, world_size, device.type, pairs, reward_model_bytes)
+    budget = device_bytes if device_bytes is not None else device_budget_bytes(device, own_bytes)
+    return MemoryPlan.of(inputs, budget)

@@ -1,0 +1,160 @@
+"""Bytes per rank of each memory term of a training run, from the model shape and the knobs alone.
+
+Pure arithmetic: no tensors, no device. The activation formulas count what this codebase's decoder layer
+saves for backward (listed in `layer_activation_bytes_per_token`), so they follow the code, not a rule of
+thumb; tests check them against autograd's saved tensors and against measured peaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from simpo_live.engine.kv_cache import kv_bytes_per_token
+from simpo_live.model.args import ModelArgs
+
+# Peak bytes per logit in the log-prob backward, fp32: the log-softmax output kept from forward, the gather's
+# zero-filled gradient and the log-softmax gradient (4 bytes each); a bf16 lm_head adds its bf16 logits' gradient.
+LOGIT_BACKWARD_BYTES = 12
+# The chunked backward holds more per logit of its chunk: the recomputed chunk's graph (logits and log-softmax)
+# beside its gradients. Fitted to bench_memory.py's measured peaks (chunks of 128 and 512 positions).
+CHUNK_BACKWARD_BYTES = 16
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything the plan depends on; sizes in elements or tokens, dtypes as element sizes in bytes."""
+
+    args: ModelArgs
+    world_size: int
+    sharded: bool  # FSDP2: parameters, gradients and optimizer state divided over the ranks
+    param_bytes: int  # stored (and optimizer-state) element size of the trained weights
+    compute_bytes: int  # element size of matmul activations: bf16 under autocast or FSDP bf16, else param_bytes
+    autocast: bool  # fp32 weights cast per forward (autocast keeps bf16 copies of every weight until backward)
+    rows: int  # rows of the longest micro-batch: 2 x micro-batch pairs (chosen and rejected)
+    seq_len: int  # padded length of those rows
+    response_tokens: int  # positions scored by the lm_head in that micro-batch
+    logprob_chunk_tokens: int  # 0: all at once
+    activation_checkpointing: bool
+    eval_replica_bytes: int = 0  # element size of the eval's separate replica; 0: the engine uses the live module
+    kv_cache_tokens: int = 0  # tokens the eval's KV cache holds with every sequence decoding at once
+    kv_min_tokens: int = 0  # the longest single request: less and the eval cannot run at all
+    kv_fraction: float | None = None  # hbm_utilization: the engine takes this share of what is free; None: fixed
+    kv_dtype: torch.dtype = torch.bfloat16
+    reward_model_bytes: int = 0  # a reward model resident during the eval (inference_eval.reward_model)
+
+    def with_knob(self, **changes) -> PlanInputs:
+        return replace(self, **changes)
+
+
+def layer_parameters(args: ModelArgs) -> int:
+    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
+    attention = args.hidden_size * (q + 2 * kv) + q * args.hidden_size
+    if args.attention_bias or args.model_type == "qwen2":
+        attention += q + 2 * kv
+    return attention + 3 * args.hidden_size * args.intermediate_size + 2 * args.hidden_size
+
+
+def root_parameters(args: ModelArgs) -> int:
+    """Embeddings, final norm and (untied) lm_head: the FSDP root unit."""
+    head = 0 if args.tie_word_embeddings else args.vocab_size * args.hidden_size
+    return args.vocab_size * args.hidden_size + args.hidden_size + head
+
+
+def num_parameters(args: ModelArgs) -> int:
+    return args.num_hidden_layers * layer_parameters(args) + root_parameters(args)
+
+
+def layer_activation_bytes_per_token(args: ModelArgs, residual_bytes: int, compute_bytes: int,
+                                     autocast: bool) -> int:
+    """What one decoder layer saves for backward, per token (weights excluded: they are parameters).
+
+    Each RMSNorm: its input (residual dtype), the fp32 normalised values and the fp32 rsqrt; its output as the
+    matmuls read it: once in the compute dtype, or under autocast one bf16 cast per consuming projection (q, k, v
+    after the first norm; gate, up after the second). Attention: q, k, v and the output (compute dtype), an fp32
+    log-sum-exp per head. SwiGLU: gate output, its SiLU, up output, their product. RoPE tables are shared.
+    """
+    hidden, inter = args.hidden_size, args.intermediate_size
+    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
+    norm_output_copies = 5 if autocast else 2
+    norms = 2 * hidden * (residual_bytes + 4) + 2 * 4 + norm_output_copies * hidden * compute_bytes
+    attention = compute_bytes * (2 * q + 2 * kv) + 4 * args.num_attention_heads
+    mlp = 4 * inter * compute_bytes
+    return norms + attention + mlp
+
+
+def layer_activation_bytes(p: PlanInputs) -> int:
+    """One decoder layer's saved tensors at the longest micro-batch."""
+    per_token = layer_activation_bytes_per_token(p.args, residual_bytes(p), p.compute_bytes, p.autocast)
+    return per_token * p.rows * p.seq_len
+
+
+def residual_bytes(p: PlanInputs) -> int:
+    return p.compute_bytes if p.sharded and p.compute_bytes < p.param_bytes else p.param_bytes
+
+
+def activation_bytes(p: PlanInputs) -> int:
+    """Saved activations of the longest micro-batch at the start of backward: every layer's (or, checkpointed,
+    only every layer's input) and the final norm's."""
+    tokens, residual = p.rows * p.seq_len, residual_bytes(p)
+    if p.activation_checkpointing:
+        kept = p.args.num_hidden_layers * tokens * p.args.hidden_size * residual
+    else:
+        kept = p.args.num_hidden_layers * layer_activation_bytes(p)
+    return kept + tokens * p.args.hidden_size * (residual + 4 + p.compute_bytes)
+
+
+def logit_bytes(p: PlanInputs) -> int:
+    """The lm_head + log-softmax working set: every scored position at once, or one chunk at a time; plus the
+    lm_head weight's gradient before it is accumulated (chunked: also the running sum over chunks)."""
+    vocab = p.args.vocab_size
+    # The head's gradient in the dtype of the weight the lm_head used (bf16 when FSDP gathers in bf16).
+    head_grad = vocab * p.args.hidden_size * (p.compute_bytes if p.sharded else p.param_bytes)
+    if p.logprob_chunk_tokens <= 0:
+        return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)) + head_grad
+    chunk = min(p.logprob_chunk_tokens, p.response_tokens)
+    per_chunk_logit = CHUNK_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)
+    return chunk * vocab * per_chunk_logit + 2 * head_grad
+
+
+def kv_cache_bytes(p: PlanInputs, other_eval_bytes: int, device_bytes: int) -> int:
+    """The engine's cache: a fixed size (max_pages), or its share of the memory left beside the eval's other terms,
+    never more than full concurrency needs and never less than one longest request (below that it cannot run)."""
+    per_token = kv_bytes_per_token(p.args, p.kv_dtype)
+    if p.kv_fraction is None:
+        return p.kv_cache_tokens * per_token
+    share = int(max(0, device_bytes - other_eval_bytes) * p.kv_fraction)
+    return max(p.kv_min_tokens * per_token, min(p.kv_cache_tokens * per_token, share))
+
+
+def plan_terms(p: PlanInputs, device_bytes: int) -> list[tuple[str, str, int]]:
+    """(term, phase, bytes per rank); phase is 'train' (forward/backward), 'eval' (the inference eval) or 'both'."""
+    args = p.args
+    total = num_parameters(args)
+    shard = p.world_size if p.sharded else 1
+    params = total * p.param_bytes // shard
+    terms = [("parameters", "both", params),
+             ("optimizer state (AdamW moments)", "both", 2 * params)]
+    # DDP reduces through buckets that copy the gradients once more.
+    grads = params * (2 if p.world_size > 1 and not p.sharded else 1)
+    terms.append(("gradients", "train", grads))
+    if p.sharded:
+        # The root unit stays gathered through forward; a layer and the prefetched next one are gathered too.
+        gathered = (root_parameters(args) + 2 * layer_parameters(args)) * p.compute_bytes
+        terms.append(("FSDP gathered units", "train", gathered))
+    if p.autocast:  # every matmul weight: the layers' and the lm_head
+        copies = args.num_hidden_layers * layer_parameters(args) + args.vocab_size * args.hidden_size
+        terms.append(("autocast weight copies", "train", copies * p.compute_bytes))
+    terms.append(("activations", "train", activation_bytes(p)))
+    logits = logit_bytes(p)
+    terms.append(("logits", "train", logits))
+    # Backward first runs the log-prob working set, then one layer at a time (its recomputation under
+    # checkpointing, or its gradients): the two never coexist, so only the excess of the larger counts.
+    terms.append(("layer backward, beyond logits", "train", max(0, layer_activation_bytes(p) - logits)))
+    if p.eval_replica_bytes:
+        terms.append(("eval replica", "eval", total * p.eval_replica_bytes))
+    terms.append(("reward model", "eval", p.reward_model_bytes))
+    other_eval = sum(b for _, phase, b in terms if phase in ("eval", "both"))
+    terms.append(("KV cache", "eval", kv_cache_bytes(p, other_eval, device_bytes)))
+    return terms
