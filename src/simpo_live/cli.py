@@ -104,9 +104,8 @@ def sample(**options) -> None:
     sys.exit(run_sample_command(**options))
 
 
-@main.command(context_settings=OVERRIDES, epilog=config_options_help())
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML config merged over the embedded default preset.")
+@main.command(cls=ConfigCommand, context_settings=OVERRIDES)
+@CONFIG_OPTION
 @click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Ranks of the run.")
 @click.option("--device", "device_type", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device kind (bf16 autocast and the eval's bf16 replica are the CUDA defaults).")
@@ -119,7 +118,7 @@ def plan(ctx: click.Context, config_file: str | None, world_size: int, device_ty
     does not fit, listing the knobs that would. Overrides: --KEY=VALUE."""
     from simpo_live.plan.check import run_plan_command
 
-    sys.exit(run_plan_command(_load(config_file, ctx.args), world_size, device_type, device_memory_gib))
+    sys.exit(run_plan_command(load_config(config_file, ctx.args), world_size, device_type, device_memory_gib))
 
 
 @main.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import torch
 
@@ -29,8 +28,8 @@ def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: 
     """Print the plan (leader) and raise ConfigError, naming the knobs that would fit, when it does not fit."""
     plan = plan_for_config(cfg, args, world_size, device, pairs=pairs, reward_model_bytes=reward_model_bytes,
                            own_bytes=own_memory_bytes(device))
-    if is_leader:
-        print(format_plan(plan), file=sys.stderr)
+    if is_leader:  # information, on stdout: stderr is for what went wrong
+        print(format_plan(plan), flush=True)
     check_fits(plan)
     return plan
 
