@@ -60,6 +60,13 @@ def kill_plan(durations: dict[str, float], rng: random.Random, distributed: bool
     evals = [plan[3], plan[5]]
     chosen_eval = rng.choice(evals)
     plan = [p for p in plan if p not in evals or p is chosen_eval]
+    if chosen_eval is evals[1]:
+        # SIGTERM stops at the step boundary after its delay, which a fast update can push to step 6; the eval-6
+        # kill would then have nothing left to hit. Killed during eval 6 first, SIGTERM follows checkpoint 6.
+        sigterm = next(p for p in plan if p.sig == signal.SIGTERM)
+        plan.remove(sigterm)
+        plan.insert(plan.index(chosen_eval) + 1,
+                    KillPoint(sigterm.phase, r"checkpoint: .*step_000006", sigterm.delay_sec, signal.SIGTERM))
     if distributed:
         plan = [p for p in plan if p.phase not in ("eval (baseline: host file, gather, summary)", "update (Ctrl-C)")]
     return plan

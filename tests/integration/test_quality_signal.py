@@ -109,7 +109,7 @@ def test_a_killed_and_resumed_run_gives_the_same_win_rates(task_assets, task_rew
 
 def test_preflight_counts_the_reward_model(task_assets, task_reward_model, tmp_path, capsys):
     assert train(task_assets, task_reward_model, tmp_path / "run", ["--inference_eval.reward_batch_tokens=1000000000000"]) == 1
-    err = capsys.readouterr().err
-    # The memory plan before step 1 counts the reward model and refuses the run (the eval's own pre-flight would
-    # name inference_eval.reward_batch_tokens if the plan let it through).
-    assert re.search(r"reward model\s+eval\s+\d", err) and "inference_eval.reward_batch_tokens" in err
+    out, err = capsys.readouterr()
+    # The memory plan before step 1 counts the reward model and refuses the run, naming the reward model's knobs.
+    assert re.search(r"reward model\s+eval\s+\d", out)
+    assert "the reward model alone needs" in err and "inference_eval.reward_batch_tokens" in err
