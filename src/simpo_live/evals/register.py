@@ -19,12 +19,16 @@ from simpo_live.evals.context import EvalContext, EvalPlan
 from simpo_live.evals.generation import GenerationSettings
 from simpo_live.evals.hook import InferenceEvalHook
 from simpo_live.evals.preflight import check_eval_fits
-from simpo_live.evals.reward import (BUNDLED_PREFIX, check_reward_context, inspect_reward_model, reward_dtype,
-                                     reward_model_bytes)
+from simpo_live.evals.reward import (
+    BUNDLED_PREFIX,
+    check_reward_context,
+    inspect_reward_model,
+    reward_dtype,
+    reward_model_bytes,
+)
 from simpo_live.evals.scorer import load_scorer
 from simpo_live.evals.sources import resolve_prompts_with_sources
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from simpo_live.model.checkpoint import DTYPES
 
 
 def eval_dtype(name: str, device: torch.device) -> torch.dtype | None:

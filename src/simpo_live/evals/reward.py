@@ -21,9 +21,9 @@ import torch
 
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import ASSETS
+from simpo_live.model.checkpoint import DTYPES
 
 BUNDLED_PREFIX = "bundled:"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def resolve_reward_model_path(spec: str) -> Path:
@@ -93,18 +93,24 @@ def check_reward_context(info: RewardModelInfo, prompts: list[str], max_new_toke
     (answers are counted in the policy's tokens, so a reward model with another tokenizer is checked roughly)."""
     if info.max_positions is None or not prompts:
         return
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
-    if not getattr(tokenizer, "chat_template", None):
-        raise ConfigError([f"inference_eval.reward_model: the tokenizer in {info.path} has no chat template; "
-                           "a reward model scores (prompt, answer) conversations in its own template"])
+    tokenizer = load_reward_tokenizer(info)
     lengths = [len(encode_conversation(tokenizer, p, "")) for p in prompts]
     longest = max(range(len(prompts)), key=lambda i: lengths[i])
     if lengths[longest] + max_new_tokens > info.max_positions:
         raise ConfigError([f"inference_eval.reward_model: prompt {longest} is {lengths[longest]} tokens in the reward "
                            f"model's template; with max_new_tokens {max_new_tokens} it can exceed the reward model's "
                            f"context of {info.max_positions}: lower inference_eval.max_new_tokens"])
+
+
+def load_reward_tokenizer(info: RewardModelInfo):
+    """The reward model's tokenizer; without a chat template it could not score (prompt, answer) conversations."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError([f"inference_eval.reward_model: the tokenizer in {info.path} has no chat template; "
+                           "a reward model scores (prompt, answer) conversations in its own template"])
+    return tokenizer
 
 
 def encode_conversation(tokenizer, prompt: str, answer: str) -> list[int]:
@@ -139,13 +145,10 @@ class RewardScorer:
     """A loaded reward model; use as a context manager so it is freed on exit."""
 
     def __init__(self, info: RewardModelInfo, dtype: torch.dtype, device: torch.device, batch_tokens: int):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         self.info, self.device, self.batch_tokens = info, device, batch_tokens
-        self.tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True)
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError([f"inference_eval.reward_model: the tokenizer in {info.path} has no chat template; "
-                               "a reward model scores (prompt, answer) conversations in its own template"])
+        self.tokenizer = load_reward_tokenizer(info)
         with quiet_transformers():
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 info.path, dtype=dtype, local_files_only=True).to(device).eval()

@@ -28,6 +28,7 @@ from simpo_live.evals.generation import (
     write_host_file,
 )
 from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
+from simpo_live.model.checkpoint import DTYPES
 from simpo_live.run_dir import check_writable_dir
 
 
@@ -138,8 +139,7 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
 
     info = rank_info()
     device = torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
-        dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    torch_dtype = DTYPES.get(dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
     try:
         model = load_model(model_dir, torch_dtype, device).eval()
         tokenizer = load_tokenizer(model_dir)
