@@ -37,12 +37,12 @@ from simpo_live.plan.from_config import plan_inputs
 
 LLAMA3_VOCAB = 128_256
 STEP_CASES = {
-    # The issue's vocabulary case: Llama-3 vocabulary, hidden 512, 4 layers, micro-batch 4 of 2,048-token rows,
-    # 256 response tokens per row (2,048 scored positions).
+    # The issue's vocabulary case: Llama-3 vocabulary, hidden 512, 4 layers, micro-batch 4 pairs of 2,048-token
+    # rows, 1,024 response tokens per row (8,184 scored positions, the issue's ~8,000).
     "vocab_chunked": dict(vocab=LLAMA3_VOCAB, hidden=512, inter=1376, layers=4, heads=8, kv_heads=4, pairs=4,
-                          prompt=1792, response=256, chunk="auto", checkpointing=False),
+                          prompt=1024, response=1024, chunk="auto", checkpointing=False),
     "vocab_unchunked": dict(vocab=LLAMA3_VOCAB, hidden=512, inter=1376, layers=4, heads=8, kv_heads=4, pairs=4,
-                            prompt=1792, response=256, chunk=0, checkpointing=False),
+                            prompt=1024, response=1024, chunk=0, checkpointing=False),
     # 12 layers of hidden 1024 on one 2,048-token pair (2 rows), with and without activation checkpointing.
     "layers_checkpointed": dict(vocab=32_000, hidden=1024, inter=2816, layers=12, heads=16, kv_heads=8, pairs=1,
                                 prompt=1024, response=1024, chunk="auto", checkpointing=True),
@@ -64,6 +64,27 @@ def rss_bytes(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+class AnonymousPeak:
+    """Peak RssAnon, sampled every millisecond on a thread: VmHWM also counts the pages of the safetensors files
+    a reader maps, which are page cache (shared between a node's ranks, dropped under pressure), not held memory."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak, self._stop = rss_bytes("RssAnon"), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, rss_bytes("RssAnon"))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, rss_bytes("RssAnon"))
 
 
 def reset_peak_rss() -> None:
@@ -181,9 +202,11 @@ def run_load_worker(model_dir: str) -> None:
     rank = rank_info()
     baseline = rss_bytes("VmRSS")
     init_process_group(rank, torch.device("cpu"), 600.0, force=True)
+    anonymous = AnonymousPeak()
     start = time.perf_counter()
     model, _ = load_for_training(model_dir, "fsdp", rank, torch.device("cpu"), "float32", False)
     load_time = time.perf_counter() - start
+    peak_anon = anonymous.stop()
     shard_bytes = sum(t.to_local().numel() * 4 for t in model.state_dict().values())
     full_bytes = model.num_parameters() * 4
     print(json.dumps({"case": "fsdp_load", "rank": rank.rank, "world_size": rank.world_size,
@@ -191,6 +214,7 @@ def run_load_worker(model_dir: str) -> None:
                       "peak_rss_gib": round(rss_bytes("VmHWM") / GIB, 3),
                       "peak_rss_over_full": round(rss_bytes("VmHWM") / full_bytes, 3),
                       "peak_minus_baseline_over_full": round((rss_bytes("VmHWM") - baseline) / full_bytes, 3),
+                      "peak_anon_gib": round(peak_anon / GIB, 3), "peak_anon_over_full": round(peak_anon / full_bytes, 3),
                       "load_time_sec": round(load_time, 1)}), flush=True)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -16,10 +16,8 @@ from simpo_live.distributed.env import RankInfo
 from simpo_live.model import LlamaModel
 
 
-def wrap_for_training(model: LlamaModel, strategy: str, rank: RankInfo, device: torch.device) -> torch.nn.Module:
-    """DDP or FSDP2 under torchrun; the plain module in one process (FSDP2 also on one torchrun rank)."""
-    if uses_fsdp(strategy):
-        return shard_with_fsdp(model, rank, device)
+def wrap_with_ddp(model: LlamaModel, rank: RankInfo, device: torch.device) -> torch.nn.Module:
+    """DDP under torchrun, the plain module in one process. (FSDP2 shards at load time: `distributed.loading`.)"""
     if not rank.is_distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel

@@ -1,8 +1,8 @@
 """Log p(target) from the lm_head a chunk of positions at a time, never holding an (N, vocab) logit matrix.
 
 Forward runs lm_head + log-softmax + gather per chunk and keeps only the (N,) result; backward recomputes
-each chunk's logits and differentiates it with the same ops as the unchunked path, so peak memory is
-O(chunk x vocab). It does not pick positions or average per row: the caller (`LlamaModel.forward`) passes
+each chunk's logits, differentiates the log-softmax with autograd and adds each chunk's lm_head gradient into
+one (V, H) buffer in place, so peak memory is O(chunk x vocab) plus that one gradient. It does not pick positions or average per row: the caller (`LlamaModel.forward`) passes
 the hidden states it selected and the lm_head weight it holds, so DDP and FSDP see the weight used inside
 the wrapped forward and their gradient hooks fire as for a plain `nn.Linear`.
 """
@@ -58,21 +58,41 @@ class ChunkedTokenLogps(torch.autograd.Function):
         hidden, weight, targets = ctx.saved_tensors
         device_type, autocast_enabled, autocast_dtype = ctx.autocast
         chunk = ctx.chunk_tokens
-        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None  # (N, H)
-        grad_weight = None  # (V, H), summed over chunks
-        weight_leaf = weight.detach().requires_grad_(ctx.needs_input_grad[1])
+        want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if want_hidden else None  # (N, H)
+        grad_weight = None  # (V, H), summed over chunks in place: never a second (V, H) beside it
+        weight_leaf = weight.detach().requires_grad_(want_weight)
         for s in range(0, hidden.shape[0], chunk):
-            hidden_leaf = hidden[s:s + chunk].detach().requires_grad_(ctx.needs_input_grad[0])
+            hidden_leaf = hidden[s:s + chunk].detach().requires_grad_(want_hidden)
+            upstream = grad_logps[s:s + chunk]
             with torch.enable_grad(), torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_enabled):
-                logps = _chunk_logps(hidden_leaf, weight_leaf, targets[s:s + chunk])  # (n,)
-            inputs = [t for t in (hidden_leaf, weight_leaf) if t.requires_grad]
-            grads = iter(torch.autograd.grad(logps, inputs, grad_logps[s:s + chunk]))
-            if grad_hidden is not None:
-                grad_hidden[s:s + chunk] = next(grads)
-            if ctx.needs_input_grad[1]:
-                chunk_grad = next(grads)
-                grad_weight = chunk_grad if grad_weight is None else grad_weight.add_(chunk_grad)
+                logits = F.linear(hidden_leaf, weight_leaf)  # (n, V), compute dtype
+                logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[s:s + chunk, None]).squeeze(-1)
+            if s == 0:
+                # The first chunk goes through autograd like the unchunked path: one chunk is bitwise that path.
+                inputs = [t for t in (hidden_leaf, weight_leaf) if t.requires_grad]
+                grads = iter(torch.autograd.grad(logps, inputs, upstream))
+                chunk_grad_hidden = next(grads) if want_hidden else None
+                grad_weight = next(grads) if want_weight else None
+                del grads
+            else:
+                (grad_logits,) = torch.autograd.grad(logps, logits, upstream)  # (n, V), compute dtype
+                if want_hidden:
+                    compute_weight = weight_leaf.detach().to(grad_logits.dtype)
+                    chunk_grad_hidden = (grad_logits @ compute_weight).to(hidden.dtype)
+                if want_weight:
+                    accumulate_weight_grad(grad_weight, grad_logits, hidden_leaf.detach().to(grad_logits.dtype))
+            if want_hidden:
+                grad_hidden[s:s + chunk] = chunk_grad_hidden
         return grad_hidden, grad_weight, None, None
+
+
+def accumulate_weight_grad(grad_weight: torch.Tensor, grad_logits: torch.Tensor, hidden: torch.Tensor) -> None:
+    """grad_weight += grad_logits^T @ hidden, in place when the dtypes agree (no (V, H) temporary)."""
+    if grad_logits.dtype == grad_weight.dtype:
+        grad_weight.addmm_(grad_logits.t(), hidden)
+    else:  # autocast: the product in the compute dtype, summed in the weight's
+        grad_weight.add_(grad_logits.t() @ hidden)
 
 
 def token_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_tokens: int) -> torch.Tensor:

@@ -14,11 +14,11 @@ import torch
 from simpo_live.engine.kv_cache import kv_bytes_per_token
 from simpo_live.model.args import ModelArgs
 
-# Peak bytes per logit in the log-prob backward, fp32: the log-softmax output kept from forward, the gather's
-# zero-filled gradient and the log-softmax gradient (4 bytes each); a bf16 lm_head adds its bf16 logits' gradient.
+# Peak fp32 bytes per logit in the unchunked log-prob backward: the log-softmax output saved by forward (the
+# logits themselves are not saved), the gather's zero-filled gradient and the log-softmax gradient, 4 bytes each.
+# A bf16 lm_head adds its logits' bf16 gradient (2 bytes, counted in `logit_bytes`).
 LOGIT_BACKWARD_BYTES = 12
-# The chunked backward holds more per logit of its chunk: the recomputed chunk's graph (logits and log-softmax)
-# beside its gradients. Fitted to bench_memory.py's measured peaks (chunks of 128 and 512 positions).
+# The chunked backward holds one more per logit of its chunk: the recomputed logits, which it differentiates.
 CHUNK_BACKWARD_BYTES = 16
 
 
@@ -107,15 +107,17 @@ def activation_bytes(p: PlanInputs) -> int:
 
 def logit_bytes(p: PlanInputs) -> int:
     """The lm_head + log-softmax working set: every scored position at once, or one chunk at a time; plus the
-    lm_head weight's gradient before it is accumulated (chunked: also the running sum over chunks)."""
-    vocab = p.args.vocab_size
+    lm_head weight's gradient before it is accumulated into `.grad`."""
+    vocab, head = p.args.vocab_size, p.args.vocab_size * p.args.hidden_size
     # The head's gradient in the dtype of the weight the lm_head used (bf16 when FSDP gathers in bf16).
-    head_grad = vocab * p.args.hidden_size * (p.compute_bytes if p.sharded else p.param_bytes)
+    weight_bytes = p.compute_bytes if p.sharded else p.param_bytes
+    low_precision_logits = 2 if p.compute_bytes == 2 else 0
     if p.logprob_chunk_tokens <= 0:
-        return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)) + head_grad
+        return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + low_precision_logits) + head * weight_bytes
     chunk = min(p.logprob_chunk_tokens, p.response_tokens)
-    per_chunk_logit = CHUNK_BACKWARD_BYTES + (2 if p.compute_bytes == 2 else 0)
-    return chunk * vocab * per_chunk_logit + 2 * head_grad
+    # Chunks after the first add their head gradient in place; under autocast through a compute-dtype product.
+    product = head * p.compute_bytes if p.compute_bytes != weight_bytes else 0
+    return chunk * vocab * (CHUNK_BACKWARD_BYTES + low_precision_logits) + head * weight_bytes + product
 
 
 def kv_cache_bytes(p: PlanInputs, other_eval_bytes: int, device_bytes: int) -> int:
