@@ -7,8 +7,9 @@ Every case runs in a fresh process (peak RSS only grows), one thread, and prints
     PYTHONPATH=src python benchmarks/bench_memory.py --cases vocab_chunked,vocab_unchunked
     PYTHONPATH=src python benchmarks/bench_memory.py --step '{"vocab": 4096, ...}'   # one step, as the test runs it
 
-A step case builds a random model in the process, primes AdamW's moments and the gradients (so they are
-allocated before the measured step, as from step 2 on), then runs one forward/backward/update.
+A step case builds a random model in the process, primes AdamW's moments (allocated before the measured step,
+as from step 2 on; the gradients are None between updates, as `train_step` leaves them), then runs one
+forward/backward/update.
 `peak_step_gib` is peak RSS minus the RSS after imports, before the model: what the plan predicts.
 `activation_gib` is peak RSS during the step minus the RSS just before it (activations + logits + temporaries).
 Children run with MALLOC_MMAP_THRESHOLD_=131072: glibc's dynamic threshold otherwise keeps freed blocks of up to
@@ -122,10 +123,10 @@ def run_step_case(c: dict) -> dict:
             p.normal_(0.0, 0.02)
     model.set_activation_checkpointing(c["checkpointing"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    for p in model.parameters():  # prime: gradients and AdamW moments exist before the measured step
-        p.grad = torch.zeros_like(p)
+    for p in model.parameters():  # prime AdamW's moments, then drop the gradients as train_step does after each
+        p.grad = torch.zeros_like(p)  # update: from step 2 on a step starts with the moments and no gradients
     optimizer.step()
-    optimizer.zero_grad(set_to_none=False)
+    optimizer.zero_grad(set_to_none=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     g = torch.Generator().manual_seed(0)
     rand = lambda n: torch.randint(4, args.vocab_size, (n,), generator=g).tolist()  # noqa: E731

@@ -1,5 +1,6 @@
 """Worker for test_sharded_loading.py, run under torchrun: load MODEL_DIR sharded (FSDP2, meta device), then
-write what this rank holds and the replica it gathers, for the parent to compare with a one-process load.
+write what this rank holds and the replica it gathers, for the parent to compare with a one-process load; a
+checkpoint it cannot read is written as this rank's error instead.
 
 usage: sharded_load_worker.py MODEL_DIR OUT_DIR DTYPE
 """
@@ -14,14 +15,20 @@ from safetensors.torch import save_file
 from simpo_live.distributed.env import init_process_group, rank_info
 from simpo_live.distributed.loading import load_for_training
 from simpo_live.distributed.parallel import inference_replica
+from simpo_live.model.checkpoint import CheckpointError
 
 
 def main(model_dir: str, out_dir: str, dtype: str) -> None:
     rank, device = rank_info(), torch.device("cpu")
     init_process_group(rank, device, timeout_sec=60, force=True)
-    raw_model, model = load_for_training(model_dir, "fsdp", rank, device, dtype, activation_checkpointing=False)
-    local = {name: tensor.to_local() for name, tensor in model.state_dict().items()}
     out = Path(out_dir)
+    try:
+        raw_model, model = load_for_training(model_dir, "fsdp", rank, device, dtype, activation_checkpointing=False)
+    except CheckpointError as e:
+        (out / f"rank{rank.rank}.json").write_text(json.dumps({"error": str(e)}))
+        torch.distributed.destroy_process_group()
+        return
+    local = {name: tensor.to_local() for name, tensor in model.state_dict().items()}
     for replica_dtype in (torch.float32, torch.bfloat16):
         with inference_replica(raw_model, replica_dtype) as replica:
             gathered = {name: t.detach().clone() for name, t in replica.state_dict().items()

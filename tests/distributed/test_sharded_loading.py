@@ -1,5 +1,6 @@
 """FSDP2 loading from the meta device (2 ranks, gloo/CPU): each rank ends with only its shards, and the model
-they hold together is the one a single process loads; the eval replica is gathered in bf16."""
+they hold together is the one a single process loads (one file or a bf16 sharded index); the eval replica is
+gathered in bf16; a damaged checkpoint is the same clear error on every rank."""
 
 from __future__ import annotations
 
@@ -49,3 +50,28 @@ def test_two_ranks_hold_halves_of_the_one_process_model(tied, dtype, tmp_path):
         assert sorted(replica) == sorted(expected)
         for name, tensor in replica.items():
             assert tensor.dtype == replica_dtype and torch.equal(tensor, expected[name].to(replica_dtype)), name
+
+
+def test_a_bf16_sharded_index_loads_into_fp32_shards_equal_to_one_process(tmp_path):
+    import transformers
+
+    source = make_hf_model_dir(tmp_path / "source", "llama", vocab_size=131, hidden_size=40, intermediate_size=72,
+                               num_attention_heads=5, num_key_value_heads=5)
+    model = transformers.AutoModelForCausalLM.from_pretrained(source).to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "model", max_shard_size="20KB")
+    assert len(list((tmp_path / "model").glob("model-*.safetensors"))) > 2
+    ranks = load_on_two_ranks(tmp_path / "model", tmp_path / "out", "float32")
+    assert all(r["local_dtypes"] == ["torch.float32"] for r in ranks)
+    replica = load_file(tmp_path / "out" / "replica_float32.safetensors")
+    for name, tensor in load_model(tmp_path / "model").state_dict().items():
+        assert torch.equal(replica[name], tensor), name
+
+
+def test_a_truncated_checkpoint_is_the_same_error_on_every_rank(tmp_path):
+    model_dir = make_hf_model_dir(tmp_path / "model", "llama")
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4000])  # the header intact, the last tensors cut
+    ranks = load_on_two_ranks(model_dir, tmp_path / "out", "float32")
+    # Every rank checks the headers against the file before any collective: none waits for another.
+    for r in ranks:
+        assert r["error"].startswith(f"{weights}: not a readable safetensors file"), r

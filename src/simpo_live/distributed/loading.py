@@ -2,8 +2,8 @@
 
 Under FSDP2 the model is built on the meta device and sharded there; each rank allocates only its shards and
 reads from the safetensors files only the slices those shards own (torch.distributed.checkpoint's Hugging Face
-reader), so no rank ever holds a full tensor it does not train, and nothing is broadcast. Under DDP and in one process every rank
-needs the whole model anyway: it is loaded directly in the trained dtype. Checkpoint parsing (names, shapes,
+reader), so no rank ever holds a full tensor it does not train, and nothing is broadcast. Under DDP and in one
+process every rank needs the whole model anyway: it is loaded directly in the trained dtype. Checkpoint parsing (names, shapes,
 files) stays in `model/checkpoint.py`; this module only decides who reads what.
 """
 
