@@ -124,7 +124,7 @@ def advice(plan: MemoryPlan) -> str:
                 "no combination of these knobs fits: use more ranks with --trainer.strategy=fsdp, or a smaller model")
     text = f"try {singles}; {combined}" if singles else combined
     reward = sum(b for name, _, b in plan.terms if name == "reward model")
-    if reward > plan.device_bytes - (plan.peak_bytes - reward):
+    if reward and plan.phase_bytes("eval") > plan.device_bytes >= plan.phase_bytes("eval") - reward:
         text += (f"; the reward model alone needs {reward / GIB:.2f} GiB (weights and one scoring batch): lower "
                  "inference_eval.reward_batch_tokens or set inference_eval.reward_model_dtype: bfloat16")
     return text
