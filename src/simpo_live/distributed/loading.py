@@ -72,15 +72,30 @@ def check_stored_shapes(directory: str | Path, expected_shapes: dict[str, tuple[
 
 def read_own_shards(model: LlamaModel, directory: str | Path) -> None:
     """Each rank reads only the slices of the safetensors files its shards own, cast into the shards' dtype
-    (torch.distributed.checkpoint with its Hugging Face reader plans the reads; nothing is broadcast)."""
+    (torch.distributed.checkpoint with its Hugging Face reader plans the reads; nothing is broadcast).
+
+    One load per decoder layer (or other tensor): the reader maps the files while it reads, and the pages it
+    touched stay resident until it closes them, so a group at a time bounds them to one layer's slices.
+    """
     import torch.distributed.checkpoint as dcp
 
-    names = checkpoint_names(model)
-    state = {name: tensor for name, tensor in model.state_dict().items() if name in names}
-    try:
-        dcp.load(state, storage_reader=dcp.HuggingFaceStorageReader(str(directory)))
-    except dcp.api.CheckpointException as e:  # raised on every rank when any rank's read failed
-        raise CheckpointError(f"{directory}: a safetensors file could not be read ({first_failure(e)})") from e
+    state = model.state_dict()
+    for names in weight_groups(checkpoint_names(model)):
+        try:
+            dcp.load({name: state[name] for name in names},
+                     storage_reader=dcp.HuggingFaceStorageReader(str(directory)))
+        except dcp.api.CheckpointException as e:  # raised on every rank when any rank's read failed
+            raise CheckpointError(f"{directory}: a safetensors file could not be read ({first_failure(e)})") from e
+
+
+def weight_groups(names: set[str]) -> list[list[str]]:
+    """Checkpoint tensor names in load units: a decoder layer, or one other tensor (embeddings, norm, head)."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        parts = name.split(".")
+        key = ".".join(parts[:3]) if parts[:2] == ["model", "layers"] else name
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
 
 
 def first_failure(error: Exception) -> str:
