@@ -53,7 +53,7 @@ def main() -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "-m", "simpo_live", "--", "train",
                f"--model.path={model_dir}", f"--trainer.run_dir={run_dir}", f"--trainer.device={args.device}",
                "--trainer.strategy=fsdp", f"--trainer.num_train_steps={args.steps}", "--trainer.train_batch_size=32",
-               "--trainer.micro_batch_size=16", "--trainer.checkpoint_every=1000", "--trainer.eval_every=1000",
+               "--trainer.micro_batch_size=16", "--trainer.checkpoint_every=1000", "--trainer.validate_every=1000",
                "--trainer.progress=false", "--trainer.num_threads=4",
                f"--inference_eval.eval_at_steps=[{args.steps // 2}]", "--inference_eval.eval_before_training=false",
                f"--inference_eval.synthetic_prompt_count={args.eval_prompts}",

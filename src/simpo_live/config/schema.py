@@ -98,7 +98,7 @@ class TrainerConfig(Section):
     """Save a checkpoint every N updates (and at the end)."""
     keep_last_checkpoints: int = Field(2, ge=1)
     """Checkpoints kept on disk; older ones are deleted."""
-    eval_every: int = Field(50, ge=1)
+    validate_every: int = Field(50, ge=1)
     """Compute validation metrics every N updates (and at the end)."""
     log_every: int = Field(1, ge=1)
     """Log training metrics every N updates."""

@@ -49,7 +49,7 @@ def hf_export_hook(session: TrainingSession) -> None:
 def register_trainer_hooks(session: TrainingSession) -> None:
     """Validation and HF export; the checkpoint hook is registered last, after the evals (see loop.py)."""
     cfg = session.cfg
-    session.hooks.add("validation", validation_hook, every=cfg.trainer.eval_every, at_steps=[0], at_end=True)
+    session.hooks.add("validation", validation_hook, every=cfg.trainer.validate_every, at_steps=[0], at_end=True)
     if cfg.hf_save_path and cfg.hf_save_steps:
         session.hooks.add("hf_export", hf_export_hook, every=cfg.hf_save_steps, at_end=True)
 
