@@ -153,7 +153,7 @@ class Engine:
         params = request.params
         stops = frozenset(params.stop_token_ids or ())
         if not params.ignore_eos:
-            stops |= self.stop_token_ids if params.stop_token_ids is None else frozenset()
+            stops |= self.stop_token_ids
         for j in range(params.n):
             self.scheduler.add(Sequence(request.request_id, j, request.prompt_token_ids, params,
                                         derive_seed(params.seed, j), stops))

@@ -86,8 +86,8 @@ class SamplingParams:
     """How to sample one request. temperature 0 is greedy; top_k 0 and top_p 1 disable those cut-offs.
 
     `seed` fixes the noise: sample j of a request draws its uniforms from (derived seed(seed, j), output position)
-    only, so its text does not depend on batch-mates, batch size, order, page size or host. `stop_token_ids` None
-    means the engine's defaults (EOS + the chat template's end-of-turn); `ignore_eos` drops those defaults but
+    only, so its text does not depend on batch-mates, batch size, order, page size or host. `stop_token_ids` are
+    added to the engine's defaults (EOS + the chat template's end-of-turn); `ignore_eos` drops those defaults but
     keeps explicitly given stop ids. `logprobs` returns each sampled token's log-probability under the model's
     unscaled distribution.
     """

@@ -29,6 +29,8 @@ class GenerationSettings:
     top_k: int = 0
     n: int = 1
     ignore_eos: bool = False
+    stop_token_ids: tuple[int, ...] = ()
+    """Stop tokens added to the engine's EOS and end-of-turn (kept under ignore_eos)."""
     seed: int = 0
     use_chat_template: bool = True
 
@@ -64,7 +66,7 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
             params = SamplingParams(
                 temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
                 max_new_tokens=settings.max_new_tokens, ignore_eos=settings.ignore_eos,
-                seed=derive_sample_seed(settings.seed, step, global_offset + i, j))
+                stop_token_ids=settings.stop_token_ids, seed=derive_sample_seed(settings.seed, step, global_offset + i, j))
             requests.append(Request((i, j), token_ids, params))
     completions = engine.generate(requests, on_step=on_step)
     shared = {"process_index": rank, "process_count": world_size, **_sampling_fields(settings),

@@ -41,6 +41,8 @@ def sample_command(model_dir: Path, prompts_file: Path, out_dir: Path, engine_fi
                "--dtype", dtype_name]
     if settings.ignore_eos:
         command.append("--ignore-eos")
+    for token_id in settings.stop_token_ids:
+        command += ["--stop-token-id", str(token_id)]
     if not settings.use_chat_template:
         command.append("--no-chat-template")
     return command

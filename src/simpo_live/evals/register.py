@@ -78,6 +78,7 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
         prompts=prompts,
         settings=GenerationSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                     top_k=cfg.top_k, n=cfg.n_samples, ignore_eos=cfg.ignore_eos,
+                                    stop_token_ids=tuple(cfg.stop_token_ids or ()),
                                     seed=cfg.seed if cfg.seed is not None else trainer.seed,
                                     use_chat_template=cfg.use_chat_template),
         # Slots no longer than the longest request (not the model's context): shorter slots, hence more of them.

@@ -117,7 +117,8 @@ def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: Gene
 
 def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
                        out_dir: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
-                       n_samples: int = 1, ignore_eos: bool = False, no_chat_template: bool = False, step: int = 0,
+                       n_samples: int = 1, ignore_eos: bool = False, stop_token_ids: tuple[int, ...] = (),
+                       no_chat_template: bool = False, step: int = 0,
                        max_seqs: int = 256, max_pages: int | None = None, page_size: int = 16,
                        dtype: str = "auto", engine_config_file: str | None = None, prompt_slice: str | None = None,
                        host: str | None = None) -> int:
@@ -148,7 +149,7 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
 
     mine = prompts[share.start: share.end]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                                  n=n_samples, ignore_eos=ignore_eos, seed=seed,
+                                  n=n_samples, ignore_eos=ignore_eos, stop_token_ids=tuple(stop_token_ids), seed=seed,
                                   use_chat_template=not no_chat_template)
     check_requests_fit(tokenizer, with_sources, settings, model.args.max_position_embeddings, max_pages, page_size)
     # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.

@@ -92,3 +92,19 @@ def test_host_file_is_written_with_a_done_marker(engine, tmp_path):
         read_host_files(tmp_path, 2)
     write_host_file(tmp_path, rows[:0] + [{"global_prompt_index": 0, "sample_index": 0}], rank=0, world_size=2)
     assert [r["global_prompt_index"] for r in read_host_files(tmp_path, 2)] == [0, 2, 3]
+
+
+def test_a_stop_token_ends_each_row_where_it_is_first_generated(engine, word_tokenizer):
+    free = GenerationSettings(max_new_tokens=12, ignore_eos=True)
+    unstopped = generate_shard(engine, PROMPTS, 0, free, step=0, rank=0, world_size=1)
+    words = [row["generated_text"].split() for row in unstopped]
+    stop_word = words[0][2]
+    stopped = generate_shard(engine, PROMPTS, 0, GenerationSettings(max_new_tokens=12, ignore_eos=True,
+                             stop_token_ids=(word_tokenizer.convert_tokens_to_ids(stop_word),)),
+                             step=0, rank=0, world_size=1)
+    for row, full in zip(stopped, words):
+        cut = full.index(stop_word) + 1 if stop_word in full else len(full)
+        assert row["generated_text"].split() == full[:cut] and row["generated_token_count"] == cut
+        assert row["finish_reason"] == ("stop" if stop_word in full else "length")
+    assert stopped[0]["generated_token_count"] <= 3 and stopped[0]["finish_reason"] == "stop"
+    assert stopped[0]["stop_token_ids"] == (word_tokenizer.convert_tokens_to_ids(stop_word),)  # recorded in the row
