@@ -2,8 +2,8 @@
 
 The uniform for a row is a stateless hash (splitmix64) of (the sample's seed, its output position), turned into a
 token by inverse CDF. No generator state exists, so a sample's tokens do not depend on its batch-mates, the batch
-size or order, the page size or the host (research/engine_options.md section 5: also 13-15x cheaper than drawing
-V numbers per row). Top-p is computed over the top 256 candidates and falls back to a full sort for rows whose
+size or order, the page size or the host, and it is far cheaper than drawing V numbers per row
+(docs/decisions.md). Top-p is computed over the top 256 candidates and falls back to a full sort for rows whose
 nucleus is larger, so it is exact. This module decides nothing about which rows run.
 """
 
@@ -41,8 +41,8 @@ def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
     float32 running sums: each row is summed on its own, so the result is a function of that row alone (a float64
     copy of a 256 x 32k logits block cost more than the rest of the sampler). Wide rows go two-level: a running
-    sum over blocks of CDF_BLOCK picks the block, then one within it; a cumsum over the full row is sequential and
-    cost ~1-2 ms per 256 x 4096 round (half the sampler), a vectorised block sum ~0.05 ms."""
+    sum over blocks of CDF_BLOCK picks the block, then one within it, because a cumsum over the full row is
+    sequential and cost half the sampler (docs/decisions.md)."""
     weights = weights.float()
     rows, width = weights.shape
     if width % CDF_BLOCK or width < 4 * CDF_BLOCK:

@@ -156,7 +156,7 @@ class InferenceEvalHook:
             return rows, None
         probe = None
         progress = generation_progress(ctx, (end - start) * plan.settings.n)
-        with Engine.from_model(model, ctx.tokenizer, plan.engine) as engine:
+        with Engine(model, ctx.tokenizer, plan.engine) as engine:
             stats.engine_creation_time_sec = time.perf_counter() - began
             began = time.perf_counter()
             rows = generate_shard(engine, plan.prompts[start:end], start, plan.settings, step, rank.rank,

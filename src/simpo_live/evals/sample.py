@@ -159,7 +159,7 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
                desc=f"sample (host {share.host} of {share.num_hosts})", disable=not info.is_leader)
     began = time.perf_counter()
     try:
-        with Engine.from_model(model, tokenizer, config) as engine:
+        with Engine(model, tokenizer, config) as engine:
             rows = generate_shard(engine, mine, share.start, settings, step, share.host, share.num_hosts,
                                   provenance={"model_path": str(Path(model_dir).resolve())},
                                   on_step=lambda result: bar.update(result.num_generated_tokens))

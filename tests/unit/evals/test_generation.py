@@ -25,7 +25,7 @@ def engine(word_tokenizer):
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, 0.08)
-    with Engine.from_model(model.eval(), word_tokenizer, EngineConfig(max_seqs=8)) as engine:
+    with Engine(model.eval(), word_tokenizer, EngineConfig(max_seqs=8)) as engine:
         yield engine
 
 
