@@ -25,9 +25,9 @@ from simpo_live.evals.generation import (
     generate_shard,
     longest_prompt,
     required_max_seq_len,
-    write_host_file,
 )
 from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
+from simpo_live.host_files import write_host_file
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.run_dir import check_writable_dir
 
