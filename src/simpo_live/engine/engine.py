@@ -12,11 +12,11 @@ import torch
 from simpo_live.engine.kv_cache import build_storage, kv_cache_pages
 from simpo_live.engine.params import Completion, EngineConfig, Request, StepResult
 from simpo_live.engine.runner import Runner
-from simpo_live.engine.sampler import derive_seed
 from simpo_live.engine.scheduler import Scheduler
 from simpo_live.engine.sequence import Sequence
 from simpo_live.engine.weights import ComputeWeights
 from simpo_live.model.llama import LlamaModel
+from simpo_live.seeds import derive_seed
 
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>")
 

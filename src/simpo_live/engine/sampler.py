@@ -12,27 +12,15 @@ from __future__ import annotations
 import torch
 
 from simpo_live.engine.params import SamplingParams
+from simpo_live.seeds import mix
 
-MASK64 = (1 << 64) - 1
 NUM_CANDIDATES = 256
 CDF_BLOCK = 64  # two-level inverse CDF for rows at least 4 blocks wide (see _inverse_cdf)
 
 
-def splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
-    return x ^ (x >> 31)
-
-
-def derive_seed(seed: int, index: int) -> int:
-    """A child seed for (seed, index), e.g. sample j of a request; stable across hosts and Python versions."""
-    return splitmix64(splitmix64(seed & MASK64) ^ (index & MASK64)) >> 1  # 63 bits: fits an int64 / JSON
-
-
 def uniform(seed: int, position: int) -> float:
     """A float64 in (0, 1) from (seed, output position) alone; 53 bits so it is exact and never 0 or 1."""
-    h = splitmix64(splitmix64(seed & MASK64) ^ (position & MASK64))
+    h = mix(seed, position)
     return ((h >> 11) + 0.5) / float(1 << 53)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from simpo_live.engine import Engine, Request, SamplingParams, StepResult
 from simpo_live.evals.prompts import tokenize_prompt
-from simpo_live.evals.seeds import derive_sample_seed
+from simpo_live.seeds import derive_seed
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
                    on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:
     """Rows for `prompts`, which are global prompts [global_offset, global_offset + len(prompts)).
 
-    Each (prompt, sample) is its own request seeded with derive_sample_seed(settings.seed, step, global index,
-    sample index), so a row does not depend on the host count or on which prompts share the batch.
+    Each (prompt, sample) is its own request seeded with derive_seed(settings.seed, step, global index, sample
+    index): seeds come from the work, not the worker, so a row does not depend on the host count or on which
+    prompts share the batch.
     `on_step(StepResult)` is called after every engine round (progress bars)."""
     requests = []
     for i, prompt in enumerate(prompts):
@@ -63,7 +64,7 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
             params = SamplingParams(
                 temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
                 max_new_tokens=settings.max_new_tokens, ignore_eos=settings.ignore_eos,
-                stop_token_ids=settings.stop_token_ids, seed=derive_sample_seed(settings.seed, step, global_offset + i, j))
+                stop_token_ids=settings.stop_token_ids, seed=derive_seed(settings.seed, step, global_offset + i, j))
             requests.append(Request((i, j), token_ids, params))
     completions = engine.generate(requests, on_step=on_step)
     shared = {"process_index": rank, "process_count": world_size, **_sampling_fields(settings),

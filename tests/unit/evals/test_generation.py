@@ -8,10 +8,10 @@ import torch
 from simpo_live.engine import Engine, EngineConfig
 from simpo_live.evals.generation import GenerationSettings, generate_shard, required_max_seq_len
 from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts, tokenize_prompt
-from simpo_live.evals.seeds import derive_sample_seed
 from simpo_live.host_files import host_file_name, is_host_done, read_host_files, write_host_file
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
+from simpo_live.seeds import derive_seed
 
 PROMPTS = ["hello world", "w1 w2 w3", "sort: w5 w4", "reverse: w9 w8 w7 w6", "w10", "hello w11 world"]
 
@@ -30,9 +30,9 @@ def engine(word_tokenizer):
 
 
 def test_sample_seed_depends_on_every_part_and_is_pinned():
-    seeds = {derive_sample_seed(0, s, p, j) for s in range(3) for p in range(4) for j in range(2)}
+    seeds = {derive_seed(0, s, p, j) for s in range(3) for p in range(4) for j in range(2)}
     assert len(seeds) == 24
-    assert derive_sample_seed(0, 0, 0, 0) == derive_sample_seed(0, 0, 0, 0) == 1195769770526638388
+    assert derive_seed(0, 0, 0, 0) == derive_seed(0, 0, 0, 0) == 1195769770526638388
 
 
 def test_load_prompts_text_jsonl_and_errors(tmp_path):
@@ -66,7 +66,7 @@ def test_rows_do_not_depend_on_sharding(engine, tmp_path):
            [{k: v for k, v in row.items() if k not in drop} for row in whole]
     row = whole[3]
     assert (row["global_prompt_index"], row["sample_index"], row["step"], row["model"]) == (1, 1, 50, "m")
-    assert row["seed"] == derive_sample_seed(4, 50, 1, 1)
+    assert row["seed"] == derive_seed(4, 50, 1, 1)
     assert row["finish_reason"] in ("stop", "length") and row["temperature"] == 0.9
     # <s> <|user|> w1 w2 w3 <|end|> <|assistant|>
     assert 1 <= row["generated_token_count"] <= 12 and row["prompt_token_count"] == 7
