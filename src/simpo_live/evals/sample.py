@@ -28,6 +28,7 @@ from simpo_live.evals.generation import (
 )
 from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
 from simpo_live.host_files import write_host_file
+from simpo_live.intmath import ceil_div
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.run_dir import check_writable_dir
 
@@ -109,7 +110,7 @@ def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: Gene
         raise SampleInputError(f"{which} has {prompt_tokens} tokens; + --max-new-tokens {settings.max_new_tokens} "
                                f"= {total} exceeds the model's context of {context}: lower --max-new-tokens or "
                                "shorten it")
-    pages = -(-total // page_size)
+    pages = ceil_div(total, page_size)
     if max_pages is not None and pages > max_pages:
         raise SampleInputError(f"{which} needs {total} tokens = {pages} pages of {page_size} but --max-pages is "
                                f"{max_pages}: raise --max-pages or lower --max-new-tokens")
