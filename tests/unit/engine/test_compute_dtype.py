@@ -26,8 +26,9 @@ def reference(tiny_model, prompts):
     return run(tiny_model, requests_for(prompts), max_seqs=1, page_size=16, max_pages=64)
 
 
-# Not compared: decode_attention="loop" (exact-length SDPA) against the slot path (chunked bmm): two kernels, chosen
-# by configuration and not by the batch, whose bf16 rounding differs enough to flip sampled tokens.
+# Not compared: the loop reference (engine_references.loop_decode, exact-length SDPA) against the slot path (chunked
+# bmm): two kernels, chosen by configuration and not by the batch, whose bf16 rounding differs enough to flip sampled
+# tokens.
 @pytest.mark.parametrize("config", [dict(max_seqs=16), dict(max_seqs=3, page_size=8), dict(max_pages=30, page_size=8,
                                     max_seq_len=88), dict(max_pages=12, page_size=8, max_seqs=5)])
 def test_bf16_outputs_do_not_depend_on_batching(tiny_model, prompts, reference, config):
