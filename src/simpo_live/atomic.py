@@ -11,12 +11,18 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Where `atomic_write` and `atomic_directory` build `path` before the rename: `path.tmp`."""
+    path = Path(path)
+    return path.with_name(path.name + TMP_SUFFIX)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open `path.tmp` for writing; on success fsync and rename it to `path`, on error remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp = temporary_path(path)
     try:
         with open(tmp, mode) as f:
             yield f
@@ -32,7 +38,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield `path.tmp/` to fill; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp = temporary_path(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:

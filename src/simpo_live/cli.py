@@ -81,7 +81,9 @@ def config(ctx: click.Context, config_file: str | None) -> None:
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="Top-k cutoff; 0 disables.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root of every sample's seed.")
 @click.option("--n", "n_samples", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per prompt.")
-@click.option("--ignore-eos", is_flag=True, help="Always generate max-new-tokens.")
+@click.option("--ignore-eos", is_flag=True, help="Ignore EOS and end-of-turn (--stop-token-id still stops).")
+@click.option("--stop-token-id", "stop_token_ids", type=click.IntRange(min=0), multiple=True,
+              help="Also stop at this token id (repeatable).")
 @click.option("--no-chat-template", is_flag=True, help="Tokenise prompts as raw text (BOS included).")
 @click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
               help="Step recorded in rows and mixed into seeds (used by the eval's subprocess isolation).")

@@ -27,7 +27,7 @@ WEIGHTS = "checkpoints/step_000002/model.safetensors"
 
 
 def overrides(task_assets, run_dir: Path, strategy: str | None, knobs: list[str]) -> list[str]:
-    extra = ["--trainer.distributed_timeout_sec=60", "--trainer.eval_every=1000"]
+    extra = ["--trainer.distributed_timeout_sec=60", "--trainer.validate_every=1000"]
     if strategy:
         extra.append(f"--trainer.strategy={strategy}")
     return quick_run_overrides(task_assets, run_dir, steps=2) + extra + knobs

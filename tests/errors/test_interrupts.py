@@ -29,7 +29,7 @@ EVAL = ["--inference_eval.enabled=true", "--inference_eval.eval_before_training=
 
 def overrides(task_assets, run_dir) -> list[str]:
     return quick_run_overrides(task_assets, run_dir, steps=STEPS) + EVAL + [
-        "--trainer.eval_every=3", "--trainer.progress=true"]  # progress lines mark the phases
+        "--trainer.validate_every=3", "--trainer.progress=true"]  # progress lines mark the phases
 
 
 def phase_durations(lines) -> dict[str, float]:
@@ -130,7 +130,7 @@ def test_killed_at_random_points_under_torchrun_resumes_to_the_same_run(task_ass
 def test_ranks_exit_soon_after_their_torchrun_agent_is_killed(task_assets, tmp_path):
     run_dir = tmp_path / "run"
     args = quick_run_overrides(task_assets, run_dir, steps=10_000) + [
-        "--trainer.progress=true", "--trainer.checkpoint_every=10000", "--trainer.eval_every=10000"]
+        "--trainer.progress=true", "--trainer.checkpoint_every=10000", "--trainer.validate_every=10000"]
     attempt = Attempt(train_command(args, 2), tmp_path / "orphans.log")
     workers: list[int] = []
     try:

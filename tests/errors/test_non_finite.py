@@ -14,7 +14,7 @@ from simpo_live.tracking import read_metrics
 from simpo_live.train.checkpoint import list_checkpoints
 from simpo_live.train.run import run_training
 
-OVERFLOW = ["--beta=1e38", "--trainer.eval_every=100"]
+OVERFLOW = ["--beta=1e38", "--trainer.validate_every=100"]
 
 
 def test_a_non_finite_update_stops_the_run_naming_the_step(task_assets, tmp_path, capsys):

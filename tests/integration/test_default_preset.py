@@ -16,7 +16,7 @@ PINNED_LOSSES = [0.48604312539100647, 0.28761276602745056, 0.47337281703948975]
 def test_first_losses_of_the_tiny_preset_are_pinned(tmp_path):
     cfg = load_config(overrides=[f"--trainer.run_dir={tmp_path}", "--trainer.num_train_steps=3",
                                  "--inference_eval.enabled=false", "--trainer.progress=false",
-                                 "--trainer.num_threads=1", "--trainer.eval_every=1000"])
+                                 "--trainer.num_threads=1", "--trainer.validate_every=1000"])
     assert run_training(cfg) == 0
     losses = [row["train/loss"] for row in read_metrics(tmp_path) if "train/loss" in row]
     assert losses == pytest.approx(PINNED_LOSSES, abs=2e-6)

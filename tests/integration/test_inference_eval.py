@@ -142,3 +142,14 @@ def test_bf16_engine_copy_leaves_training_weights_alone(task_assets, tmp_path):
 
     weights = load_file(tmp_path / "run" / "checkpoints" / "step_000004" / "model.safetensors")
     assert all(t.dtype == torch.float32 for t in weights.values())
+
+
+def test_stop_token_ids_reach_the_subprocess_engine(task_assets, tmp_path):
+    # Every id of the vocabulary stops: each sample ends after its first token, though ignore_eos drops EOS.
+    cfg = load_config(overrides=quick_run_overrides(task_assets, tmp_path / "run", steps=2) + EVAL + [
+        "--inference_eval.eval_at_steps=[2]", "--inference_eval.eval_before_training=false",
+        "--inference_eval.ignore_eos=true", f"--inference_eval.stop_token_ids=[{','.join(map(str, range(320)))}]",
+        "--inference_eval.isolation=subprocess", "--inference_eval.scorer=null"])
+    assert run_training(cfg) == 0
+    rows = read_rows(tmp_path / "run" / "inference_eval" / "step_000002" / "host_0000_of_0001.jsonl")
+    assert len(rows) == 12 and {(r["generated_token_count"], r["finish_reason"]) for r in rows} == {(1, "stop")}

@@ -28,7 +28,7 @@ def test_greedy_equals_transformers_generate(hf_model_dir, word_tokenizer, model
     params = SamplingParams(temperature=0, max_new_tokens=MAX_NEW)
     # Small rounds and few sequences so chunked prefill, waiting and mixed prefill/decode rounds all happen.
     config = EngineConfig(max_seqs=3, max_tokens_per_round=16, page_size=8, max_pages=40)
-    with Engine.from_model(model, word_tokenizer, config) as engine:
+    with Engine(model, word_tokenizer, config) as engine:
         completions = engine.generate([Request(i, p, params) for i, p in enumerate(prompts)])
         stop_ids = engine.stop_token_ids
     for prompt, completion in zip(prompts, completions):

@@ -30,8 +30,15 @@ from simpo_live.config.schema import SimpoConfig
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 DEFAULT_PRESET = PRESETS / "default.yaml"
+# Keys that were renamed: old dotted key -> (new key, why). A config that still sets the old key gets one line
+# naming the new one; a saved config.yaml from before the rename is read under the new name.
+RENAMED_KEYS = {
+    "trainer.eval_every": ("trainer.validate_every",
+                           "validation metrics; inference_eval.eval_every schedules the generation eval"),
+}
 
-__all__ = ["ConfigError", "config_digest", "config_layers", "config_to_yaml", "load_config", "validate_layers"]
+__all__ = ["ConfigError", "config_digest", "config_layers", "config_to_yaml", "load_config", "rename_old_keys",
+           "validate_layers"]
 
 
 def all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -80,7 +87,10 @@ def describe_errors(error: ValidationError, layers: list[Layer] | None = None) -
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("literal[", "function-"))))
         where = _format_location(loc)
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and where in RENAMED_KEYS:
+            new_key, meaning = RENAMED_KEYS[where]
+            problems.append(_with_origin(f"{where}: renamed to {new_key} ({meaning})", where, layers))
+        elif err["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(where, VALID_KEYS, n=1, cutoff=0.5)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""
             problems.append(_with_origin(f"{where}: unknown key{suggestion}", where, layers))
@@ -91,6 +101,20 @@ def describe_errors(error: ValidationError, layers: list[Layer] | None = None) -
             found = err.get("input")
             problems.append(_with_origin(f"{where}: {message} (got {found!r})" if where else message, where, layers))
     return problems
+
+
+def rename_old_keys(tree: dict[str, Any]) -> dict[str, Any]:
+    """`tree` (a saved config) with every renamed key moved to its new name, unless the new one is set too."""
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
+    for old, (new, _) in RENAMED_KEYS.items():
+        (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+        section = tree.get(old_section)
+        if isinstance(section, dict) and old_key in section:
+            value = section.pop(old_key)
+            target = tree.setdefault(new_section, {})
+            if isinstance(target, dict):
+                target.setdefault(new_key, value)
+    return tree
 
 
 def config_layers(config_file: str | Path | None = None, overrides: list[str] | None = None) -> list[Layer]:

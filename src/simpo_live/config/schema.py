@@ -98,7 +98,7 @@ class TrainerConfig(Section):
     """Save a checkpoint every N updates (and at the end)."""
     keep_last_checkpoints: int = Field(2, ge=1)
     """Checkpoints kept on disk; older ones are deleted."""
-    eval_every: int = Field(50, ge=1)
+    validate_every: int = Field(50, ge=1)
     """Compute validation metrics every N updates (and at the end)."""
     log_every: int = Field(1, ge=1)
     """Log training metrics every N updates."""
@@ -177,8 +177,8 @@ class InferenceEvalConfig(Section):
     """Samples per prompt."""
     ignore_eos: bool = False
     """Generate exactly max_new_tokens, ignoring stop tokens."""
-    stop_token_ids: list[int] | None = None
-    """Extra stop token ids (the tokenizer's EOS and end-of-turn are always used unless ignore_eos)."""
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    """Extra stop token ids, added to the tokenizer's EOS and end-of-turn (which ignore_eos drops; these stay)."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
     max_seqs: int = Field(EngineConfig.max_seqs, ge=1)

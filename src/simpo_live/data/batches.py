@@ -6,13 +6,13 @@ step; `rank_slice` gives each rank its contiguous part; `collate_pairs` right-pa
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from simpo_live.data.tokenize import TokenizedPair
+from simpo_live.seeds import labelled_seed
 
 
 @dataclass
@@ -69,8 +69,7 @@ def global_batch_indices(num_pairs: int, global_batch_size: int, step: int, seed
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit generator seed derived from (seed, epoch); distinct pairs give unrelated seeds."""
-    digest = hashlib.sha256(f"simpo-live/epoch/{seed}/{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return labelled_seed("epoch", seed, epoch)
 
 
 @lru_cache(maxsize=4)

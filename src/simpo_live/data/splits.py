@@ -5,7 +5,6 @@ The held-out split is chosen on rows before tokenisation, so it does not move wh
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +14,7 @@ from simpo_live.config.schema import DataConfig
 from simpo_live.data.errors import DataError
 from simpo_live.data.records import PreferenceRecord, read_preference_records
 from simpo_live.data.tokenize import TokenizedPair, tokenize_records
+from simpo_live.seeds import labelled_seed
 
 
 @dataclass
@@ -53,8 +53,7 @@ def split_records(records: list[PreferenceRecord], fraction: float,
     if fraction <= 0 or len(records) < 2:
         return list(records), []
     num_validation = min(len(records) - 1, max(1, round(len(records) * fraction)))
-    digest = hashlib.sha256(f"simpo-live/validation/{seed}".encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    generator = torch.Generator().manual_seed(labelled_seed("validation", seed))
     held_out = set(torch.randperm(len(records), generator=generator)[:num_validation].tolist())
     train = [r for i, r in enumerate(records) if i not in held_out]
     validation = [r for i, r in enumerate(records) if i in held_out]

@@ -1,81 +1,34 @@
 """Page-granular accounting of the KV cache, and where each sequence's keys and values live. No tensors here.
 
-The cache is one flat pool of token positions per layer. Every sequence reserves the pages of its *whole*
-prompt + max_new_tokens at admission and gets one contiguous extent, so attention reads its context as a view,
-never a gather (the per-slot layout measured fastest on CPU, research/engine_options.md). Two placements:
-- `PageRuns`: first-fit contiguous runs of pages; the pool is exactly the page budget (used on CUDA, where memory
-  is committed at allocation). Freed runs merge with their neighbours.
-- `PageSlots`: `num_slots` fixed extents of `slot_pages` pages (slot i starts at i * slot_pages) within the page
-  budget, so the pool can be viewed as (slots, heads, slot_len, dim) and decoded in one batched call (used on
-  CPU). The number of slots, not pages, is then what limits concurrency.
-Both return a sequence's start as a token offset into the pool.
+`PageSlots`: `num_slots` fixed extents of `slot_pages` pages (slot i starts at token i * slot_tokens of the pool)
+within a budget of `num_pages` pages. Every sequence reserves the pages of its *whole* prompt + max_new_tokens at
+admission, so nothing is ever preempted, and its context is one extent that attention reads in place, never
+gathered (both KV layouts of kv_cache.py use it). The number of slots, not pages, is then what limits concurrency.
+A sequence's start is a token offset into the pool.
 """
 
 from __future__ import annotations
 
 import bisect
+from typing import Protocol
+
+from simpo_live.intmath import ceil_div
 
 
-class PageRuns:
-    """Free-list of page runs over `num_pages` pages of `page_size` tokens."""
+class Placement(Protocol):
+    """What the scheduler and the engine ask of a placement (PageSlots; the tests add page runs)."""
 
-    def __init__(self, num_pages: int, page_size: int):
-        self.num_pages = num_pages
-        self.page_size = page_size
-        self.pool_tokens = num_pages * page_size
-        self._free_starts: list[int] = [0]  # sorted starts of free runs, in pages
-        self._free_len: dict[int, int] = {0: num_pages}
+    num_pages: int
+    pool_tokens: int
 
-    @property
-    def num_free_pages(self) -> int:
-        return sum(self._free_len.values())
+    def pages_needed(self, num_tokens: int) -> int: ...
 
-    def pages_needed(self, num_tokens: int) -> int:
-        return -(-num_tokens // self.page_size)
-
-    def _find_run(self, num_pages: int) -> int | None:
-        for start in self._free_starts:
-            if self._free_len[start] >= num_pages:
-                return start
-        return None
-
-    def can_allocate(self, num_tokens: int) -> bool:
-        return self._find_run(self.pages_needed(num_tokens)) is not None
+    def can_allocate(self, num_tokens: int) -> bool: ...
 
     def allocate(self, num_tokens: int) -> tuple[int, int]:
-        """Reserve a contiguous run for `num_tokens` tokens; returns (start token offset, num_pages)."""
-        count = self.pages_needed(num_tokens)
-        start = self._find_run(count)
-        if start is None:
-            raise RuntimeError(f"no free run of {count} pages (free pages: {self.num_free_pages}); "
-                               "call can_allocate first")
-        length = self._free_len.pop(start)
-        self._free_starts.remove(start)
-        if length > count:
-            bisect.insort(self._free_starts, start + count)
-            self._free_len[start + count] = length - count
-        return start * self.page_size, count
+        """Reserve room for `num_tokens`; returns (start token offset in the pool, pages reserved)."""
 
-    def free(self, start_token: int, num_pages: int) -> None:
-        """Return a run to the pool, merging it with adjacent free runs."""
-        first_page = start_token // self.page_size
-        index = bisect.bisect_left(self._free_starts, first_page)
-        overlaps_next = index < len(self._free_starts) and self._free_starts[index] < first_page + num_pages
-        prev = self._free_starts[index - 1] if index > 0 else None
-        if overlaps_next or (prev is not None and prev + self._free_len[prev] > first_page):
-            raise RuntimeError(f"pages {first_page}..{first_page + num_pages - 1} are already free")
-        start, length = first_page, num_pages
-        if index < len(self._free_starts) and self._free_starts[index] == first_page + num_pages:
-            after = self._free_starts.pop(index)
-            length += self._free_len.pop(after)
-        if index > 0:
-            before = self._free_starts[index - 1]
-            if before + self._free_len[before] == first_page:
-                self._free_starts.pop(index - 1)
-                start = before
-                length += self._free_len.pop(before)
-        bisect.insort(self._free_starts, start)
-        self._free_len[start] = length
+    def free(self, start_token: int, num_pages: int) -> None: ...
 
 
 class PageSlots:
@@ -95,7 +48,7 @@ class PageSlots:
         return self.num_pages - self._reserved_pages
 
     def pages_needed(self, num_tokens: int) -> int:
-        return -(-num_tokens // self.page_size)
+        return ceil_div(num_tokens, self.page_size)
 
     def can_allocate(self, num_tokens: int) -> bool:
         return (bool(self._free_slots) and num_tokens <= self.slot_tokens

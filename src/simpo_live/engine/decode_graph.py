@@ -1,11 +1,11 @@
 """Decode-only rounds on CUDA as replayed CUDA graphs.
 
-On an H200 an eager decode round of a 0.35B model at 256 sequences took 16 ms and read HBM at 1.6-2.7% of its
-bandwidth: kernel launches, not memory, bound it. A decode-only round (no prompt chunk in it; the steady state
-of an eval) is therefore run over static buffers sized by bucket, padded rows to the next power of two (at least
-runner.MIN_ROWS) and contexts to the next multiple of CONTEXT_BUCKET, and on CUDA the forward for each (rows,
-context) bucket is captured once into a graph and replayed. Padded rows write to and read from a scratch position
-past the pool that no sequence owns; padded keys are masked.
+An eager decode round on CUDA is bound by kernel launches, not memory (figures in docs/decisions.md). A
+decode-only round (no prompt chunk in it; the steady state of an eval) is therefore run over static buffers sized
+by bucket, padded rows to the next power of two (at least runner.MIN_ROWS) and contexts to the next multiple of
+CONTEXT_BUCKET, and on CUDA the forward for each (rows, context) bucket is captured once into a graph and
+replayed. The cache plans the bucket's attention from the static tensors (`plan_bucket`); padded rows write to and
+read from its scratch handle, which no sequence owns; padded keys are masked.
 
 Graphs belong to one Engine: they hold the addresses of its KV cache and of the weights it computes with. Weight
 updates in place (optimizer steps, `ComputeWeights.sync`) are seen; parameters replaced by new tensors are not,
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.attention import RowDecodePlan, StepAttention, slot_view_plan
-from simpo_live.engine.kv_cache import RunCache
+from simpo_live.engine.attention import KVCache, StepAttention
+from simpo_live.intmath import round_up
 from simpo_live.model.llama import LlamaModel
 
 CONTEXT_BUCKET = 256  # context padding granule: W2 (contexts up to 576) needs 3 context buckets per row bucket
@@ -36,14 +36,14 @@ def bucket_rows(rows: int, min_rows: int) -> int:
 class BucketForward:
     """Static inputs and the logits of one (rows, context) bucket; `__call__` runs the forward over them."""
 
-    def __init__(self, model: LlamaModel, cache: RunCache, rows: int, context: int, scratch: int):
+    def __init__(self, model: LlamaModel, cache: KVCache, rows: int, context: int):
         device = model.lm_head.weight.device
-        self.model, self.cache, self.rows, self.context, self.scratch = model, cache, rows, context, scratch
+        self.model, self.cache, self.rows, self.context = model, cache, rows, context
+        self.scratch = cache.scratch_handle
         self.token_ids = torch.zeros(1, rows, dtype=torch.long, device=device)
         self.positions = torch.zeros(1, rows, dtype=torch.long, device=device)
-        self.starts = torch.full((rows,), scratch, dtype=torch.long, device=device)
+        self.handles = torch.full((rows,), self.scratch, dtype=torch.long, device=device)
         self.lengths = torch.ones(rows, dtype=torch.long, device=device)
-        self.offsets = torch.arange(context, device=device)
         self.logits: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
 
@@ -55,20 +55,11 @@ class BucketForward:
         host = host.to(self.token_ids.device, non_blocking=True)
         self.token_ids[0].copy_(host[0])
         self.positions[0].copy_(host[1])
-        self.starts.copy_(host[2])
+        self.handles.copy_(host[2])
         self.lengths.copy_(host[3])
 
     def __call__(self) -> torch.Tensor:
-        slot_len = self.cache.slot_len
-        if slot_len:  # strided slots: attend over every slot incl. the scratch one, a view of the whole pool
-            plan = slot_view_plan(torch.div(self.starts, slot_len, rounding_mode="floor"), self.lengths,
-                                  self.scratch // slot_len + 1, min(self.context, slot_len), slot_len)
-        else:
-            starts, lengths = self.starts.unsqueeze(-1), self.lengths.unsqueeze(-1)
-            plan = RowDecodePlan(spans=[(self.scratch, 1)] * self.rows, gather=True,
-                                 write_index=starts.squeeze(-1) + self.lengths - 1,
-                                 gather_index=starts + torch.minimum(self.offsets, lengths - 1),
-                                 mask=(self.offsets < lengths).view(self.rows, 1, 1, self.context))
+        plan = self.cache.plan_bucket(self.handles, self.lengths, self.context)
         hidden = self.model.hidden_states(self.token_ids, self.positions, StepAttention(self.cache, plan, []))
         self.logits = self.model.lm_head(hidden[0]).float()
         return self.logits
@@ -89,8 +80,8 @@ class BucketForward:
 class DecodeGraphs:
     """The bucketed decode forward of one engine, captured per bucket on first use when `capture`."""
 
-    def __init__(self, model: LlamaModel, cache: RunCache, scratch: int, min_rows: int, capture: bool):
-        self.model, self.cache, self.scratch, self.min_rows = model, cache, scratch, min_rows
+    def __init__(self, model: LlamaModel, cache: KVCache, min_rows: int, capture: bool):
+        self.model, self.cache, self.min_rows = model, cache, min_rows
         self.capture = capture
         self.pool = torch.cuda.graph_pool_handle() if capture else None
         # One side stream for every warm-up and capture: cuBLAS keeps a workspace per stream it has run on.
@@ -108,13 +99,13 @@ class DecodeGraphs:
 
     def logits(self, token_ids: list[int], positions: list[int], spans: list[tuple[int, int]]) -> torch.Tensor:
         """Logits (B, vocab) of a decode-only round: row i is token_ids[i] at positions[i], its sequence's
-        context is spans[i] = (pool start, length incl. this token)."""
+        context is spans[i] = (cache handle, length incl. this token)."""
         rows = bucket_rows(len(token_ids), self.min_rows)
-        context = -(-max(n for _, n in spans) // CONTEXT_BUCKET) * CONTEXT_BUCKET
+        context = round_up(max(n for _, n in spans), CONTEXT_BUCKET)
         key = (rows, context)
         forward = self.buckets.get(key)
         if forward is None:
-            forward = self.buckets[key] = BucketForward(self.model, self.cache, rows, context, self.scratch)
+            forward = self.buckets[key] = BucketForward(self.model, self.cache, rows, context)
             forward.load(token_ids, positions, spans)
             if self.capture:
                 forward.capture(self.pool, self.stream)

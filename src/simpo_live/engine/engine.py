@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.block_manager import PageRuns, PageSlots
-from simpo_live.engine.kv_cache import RunCache, SlotCache, free_memory_bytes, kv_bytes_per_token
+from simpo_live.engine.kv_cache import build_storage, kv_cache_pages
 from simpo_live.engine.params import Completion, EngineConfig, Request, StepResult
-from simpo_live.engine.decode_graph import DecodeGraphs
-from simpo_live.engine.runner import MIN_ROWS, Runner
-from simpo_live.engine.sampler import derive_seed
+from simpo_live.engine.runner import Runner
 from simpo_live.engine.scheduler import Scheduler
 from simpo_live.engine.sequence import Sequence
 from simpo_live.engine.weights import ComputeWeights
 from simpo_live.model.llama import LlamaModel
+from simpo_live.seeds import derive_seed
 
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>")
 
@@ -40,57 +38,14 @@ def default_stop_token_ids(tokenizer, model: LlamaModel) -> frozenset[int]:
     return frozenset(ids)
 
 
-def kv_cache_pages(config: EngineConfig, model: LlamaModel, max_seq_len: int, dtype: torch.dtype,
-                   device: torch.device) -> int:
-    """Pages to allocate: `max_pages`, else `hbm_utilization` of free memory, never more than could be used."""
-    useful = -(-config.max_seqs * max_seq_len // config.page_size)
-    if config.max_pages is not None:
-        return config.max_pages
-    page_bytes = config.page_size * kv_bytes_per_token(model.args, dtype)
-    return max(1, min(useful, int(free_memory_bytes(device) * config.hbm_utilization) // page_bytes))
-
-
-def fixed_slots(config: EngineConfig, num_pages: int, max_seq_len: int) -> PageSlots:
-    """Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them."""
-    slot_pages = min(num_pages, -(-max_seq_len // config.page_size))
-    return PageSlots(num_pages, config.page_size, min(config.max_seqs, num_pages // slot_pages), slot_pages)
-
-
-def build_storage(config: EngineConfig, model: LlamaModel, num_pages: int, max_seq_len: int, dtype: torch.dtype,
-                  device: torch.device) -> tuple[PageSlots | PageRuns, SlotCache | RunCache, str, DecodeGraphs | None]:
-    """The placement, KV tensors, decode mode and decode graphs for `config` on `device`: chunk-major slots on CPU,
-    strided slots with CUDA graphs on CUDA (H200, 0.35B, W2: 23.2k tok/s against 17.5k for page runs + gather and
-    9.6k eager), unless the config says otherwise."""
-    layout = config.kv_layout if config.kv_layout != "auto" else ("strided_slots" if device.type == "cuda" else "slots")
-    mode = "loop" if config.decode_attention == "loop" else "batched"
-    if layout == "slots":
-        if config.decode_graphs == "on":
-            raise ValueError("engine config error: decode_graphs 'on' needs kv_layout 'runs' or 'strided_slots' "
-                             "(got 'slots')")
-        placement = fixed_slots(config, num_pages, max_seq_len)
-        return placement, SlotCache(model.args, placement.num_slots, placement.slot_tokens, dtype, device), mode, None
-    if layout == "strided_slots":
-        placement = fixed_slots(config, num_pages, max_seq_len)
-        slot_len = placement.slot_tokens
-    else:
-        placement, slot_len = PageRuns(num_pages, config.page_size), 0
-        if config.decode_attention == "auto" and device.type != "cuda":
-            mode = "loop"  # gather-batched decode is slow on CPU (research 2.1); the slot layout is the CPU path
-    wanted = config.decode_graphs == "on" or (config.decode_graphs == "auto" and device.type == "cuda")
-    if config.decode_graphs == "on" and mode != "batched":
-        raise ValueError("engine config error: decode_graphs 'on' needs batched decode attention "
-                         f"(got decode_attention {config.decode_attention!r})")
-    use_graphs = wanted and mode == "batched"
-    pool = placement.pool_tokens
-    # Graph rounds pad rows onto scratch past the pool: one position, or a whole slot (slot views need the stride).
-    scratch = (slot_len or 1) if use_graphs else 0
-    cache = RunCache(model.args, pool, dtype, device, scratch_tokens=scratch, slot_len=slot_len)
-    graphs = DecodeGraphs(model, cache, pool, MIN_ROWS, capture=device.type == "cuda") if use_graphs else None
-    return placement, cache, mode, graphs
-
-
 class Engine:
-    def __init__(self, model: LlamaModel, tokenizer, config: EngineConfig):
+    """Generates with `model`'s current weights: shared, or with `config.compute_dtype` a copy that is refreshed
+    whenever they change (weights.py); either way updates are seen at the next step. `storage_factory` lays out the
+    KV cache (kv_cache.build_storage; tests pass reference layouts of their own)."""
+
+    def __init__(self, model: LlamaModel, tokenizer=None, config: EngineConfig | None = None,
+                 storage_factory=build_storage):
+        config = config or EngineConfig()
         device = model.lm_head.weight.device
         if config.device is not None and torch.device(config.device) != device:
             raise ValueError(f"engine config error: device {config.device} but the model is on {device}; "
@@ -105,24 +60,15 @@ class Engine:
             raise ValueError(f"engine config error: max_seq_len {self.max_seq_len} exceeds the model's "
                              f"max_position_embeddings {model_max}")
         dtype = config.dtype or self.model.lm_head.weight.dtype
-        self.num_pages = kv_cache_pages(config, model, self.max_seq_len, dtype, device)
+        self.num_pages = kv_cache_pages(config, model.args, self.max_seq_len, dtype, device)
         self.page_size = config.page_size
-        self.block_manager, cache, mode, graphs = build_storage(config, self.model, self.num_pages, self.max_seq_len,
-                                                                dtype, device)
+        storage = storage_factory(config, self.model, self.num_pages, self.max_seq_len, dtype, device)
+        self.block_manager = storage.placement
+        self.kv_cache_bytes = storage.num_bytes
         self.scheduler = Scheduler(self.block_manager, config.max_seqs, config.max_tokens_per_round)
-        self.runner = Runner(self.model, cache, mode, graphs)
+        self.runner = Runner(self.model, storage)
         self.stop_token_ids = default_stop_token_ids(tokenizer, model)
         self._closed = False
-
-    @classmethod
-    def from_model(cls, model: LlamaModel, tokenizer=None, config: EngineConfig | None = None) -> Engine:
-        """An engine generating with `model`'s current weights: shared, or with `config.compute_dtype` a copy
-        that is refreshed whenever they change (weights.py); either way updates are seen at the next step."""
-        return cls(model, tokenizer, config or EngineConfig())
-
-    @property
-    def kv_cache_bytes(self) -> int:
-        return self.runner.cache.num_bytes
 
     def check_request(self, request: Request) -> None:
         """Raise CapacityError (or ValueError) if `request` could never complete with this configuration."""
@@ -153,7 +99,7 @@ class Engine:
         params = request.params
         stops = frozenset(params.stop_token_ids or ())
         if not params.ignore_eos:
-            stops |= self.stop_token_ids if params.stop_token_ids is None else frozenset()
+            stops |= self.stop_token_ids
         for j in range(params.n):
             self.scheduler.add(Sequence(request.request_id, j, request.prompt_token_ids, params,
                                         derive_seed(params.seed, j), stops))

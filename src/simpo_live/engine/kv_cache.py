@@ -1,15 +1,12 @@
-"""The KV cache tensors and their sizing. Two storages, matching the two placements of block_manager.py:
+"""The KV storage: how large the cache is, and the one factory that lays it out for the runner.
 
-- `RunCache` (page runs, CUDA): one flat pool per layer, k and v each (pool_tokens, num_kv_heads, head_dim),
-  token-major so that gathering contexts copies whole token rows (index_select); gathering along a middle
-  dimension of a head-major pool took 59% of an H200 decode round. A sequence's context is [kv_start, +length).
-- `SlotCache` (fixed slots, CPU): per layer, the slot positions are cut into chunks of `SLOT_CHUNK` tokens and
-  chunk c of every slot lives in one tensor (num_slots, num_kv_heads, SLOT_CHUNK, head_dim). Decode attention
-  then reads chunk c of a range of slots as one compact batch of small matrices, in place: oneDNN's bf16 bmm is
-  fast only on compact batches, and this avoids both a copy of the context and SDPA's slow path for 1-4 query
-  rows per head (measured at 256 slots x 300 keys, bf16: 4.6 ms per layer against 11.3 for SDPA over the slot
-  view and ~12 for the former copy + bmm path). Chunks are allocated (zeroed) when a sequence first reaches
-  them, so memory is committed as contexts grow and every position holds a finite number.
+Two layouts, both fixed slots of max_seq_len positions within the page budget (block_manager.PageSlots), chosen by
+device unless `EngineConfig.kv_layout` says otherwise:
+- CPU: `chunked_slots.SlotCache`, chunk-major storage read in place by batched bmm;
+- CUDA: `strided_slots.StridedSlotCache`, a token-major pool attended through one strided view, with decode-only
+  rounds replayed as CUDA graphs (decode_graph.py).
+Each cache plans and runs its own decode attention, so the attention backend never asks which one it has. Why these
+two and the figures behind them: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -19,10 +16,16 @@ from pathlib import Path
 
 import torch
 
+from simpo_live.engine.attention import KVCache
+from simpo_live.engine.block_manager import PageSlots, Placement
+from simpo_live.engine.chunked_slots import SlotCache
+from simpo_live.engine.decode_graph import DecodeGraphs
+from simpo_live.engine.params import EngineConfig
+from simpo_live.engine.runner import MIN_ROWS
+from simpo_live.engine.strided_slots import StridedSlotCache
+from simpo_live.intmath import ceil_div
 from simpo_live.model.args import ModelArgs
-
-SLOT_CHUNK = 64  # tokens per chunk of a slot: a multiple of 16 (decode pads keys to whole chunks)
-
+from simpo_live.model.llama import LlamaModel
 
 def kv_bytes_per_token(args: ModelArgs, dtype: torch.dtype) -> int:
     element_size = torch.empty((), dtype=dtype).element_size()
@@ -41,120 +44,53 @@ def free_memory_bytes(device: torch.device) -> int:
     return 8 << 30  # no /proc (e.g. macOS): assume a modest 8 GiB rather than guess high
 
 
-class RunCache:
-    """Keys and values of every cached token, one pair of flat pools per layer (never one stacked tensor: slicing
-    a layer out of a stacked cache misbehaves under torch.compile, research section 2.6)."""
+def pages_that_fit(free_bytes: int, hbm_utilization: float, page_size: int, args: ModelArgs,
+                   dtype: torch.dtype) -> int:
+    """KV pages of `page_size` tokens, stored in `dtype`, that `hbm_utilization` of `free_bytes` holds: the engine's
+    sizing rule, which the eval's pre-flight (evals/preflight.py) applies to the memory training leaves free."""
+    return int(free_bytes * hbm_utilization) // (page_size * kv_bytes_per_token(args, dtype))
 
-    def __init__(self, args: ModelArgs, pool_tokens: int, dtype: torch.dtype, device: torch.device,
-                 scratch_tokens: int = 0, slot_len: int = 0):
-        # Scratch positions past the pool belong to no sequence (padded rows of decode_graph.py write there).
-        shape = (pool_tokens + scratch_tokens, args.num_key_value_heads, args.head_dim)  # (N, Hkv, D)
-        # Slot views read (masked) positions past a sequence's length: they must hold finite numbers, as a masked
-        # key still adds 0 * value. Gathers clamp to written positions, so run placement can leave memory as is.
-        make = torch.zeros if slot_len else torch.empty
-        self.k = [make(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
-        self.v = [make(shape, dtype=dtype, device=device) for _ in range(args.num_hidden_layers)]
-        self.dtype = dtype
-        self.num_bytes = kv_bytes_per_token(args, dtype) * pool_tokens
-        self.slot_len = slot_len  # > 0: sequences sit in fixed slots of this many positions (strided_slots)
 
-    def locate(self, kv_start: int) -> int:
-        """The handle `write` and `context` take for the sequence at pool offset `kv_start`: the offset itself."""
-        return kv_start
+def kv_cache_pages(config: EngineConfig, args: ModelArgs, max_seq_len: int, dtype: torch.dtype,
+                   device: torch.device) -> int:
+    """Pages to allocate: `max_pages`, else `hbm_utilization` of free memory, never more than could be used."""
+    if config.max_pages is not None:
+        return config.max_pages
+    useful = ceil_div(config.max_seqs * max_seq_len, config.page_size)
+    fit = pages_that_fit(free_memory_bytes(device), config.hbm_utilization, config.page_size, args, dtype)
+    return max(1, min(useful, fit))
 
-    def write(self, layer: int, kv_start: int, position: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store k, v (n, Hkv, D) at positions [position, position + n) of the sequence at `kv_start`."""
-        lo = kv_start + position
-        self.k[layer][lo:lo + k.shape[0]] = k
-        self.v[layer][lo:lo + v.shape[0]] = v
 
-    def context(self, layer: int, kv_start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values (Hkv, length, D) of positions [0, length) of the sequence at `kv_start` (views)."""
-        end = kv_start + length
-        return self.k[layer][kv_start:end].transpose(0, 1), self.v[layer][kv_start:end].transpose(0, 1)
-
-    def free(self) -> None:
-        self.k, self.v = [], []
+def fixed_slots(config: EngineConfig, num_pages: int, max_seq_len: int) -> PageSlots:
+    """Slots of max_seq_len tokens that together fit the page budget: lower max_seq_len for more of them."""
+    slot_pages = min(num_pages, ceil_div(max_seq_len, config.page_size))
+    return PageSlots(num_pages, config.page_size, min(config.max_seqs, num_pages // slot_pages), slot_pages)
 
 
 @dataclass
-class TokenWrite:
-    """Decode rows `rows` (None: all, in order) go to chunk `chunk` of slots `slots` at offsets `offsets`."""
+class KVStorage:
+    """What the runner needs: where each sequence goes, the KV tensors (with their decode attention), and the
+    bucketed decode forward when decode-only rounds use it."""
 
-    chunk: int
-    rows: torch.Tensor | None
-    slots: torch.Tensor
-    offsets: torch.Tensor
+    placement: Placement
+    cache: KVCache
+    graphs: DecodeGraphs | None
+    num_bytes: int
 
 
-class SlotCache:
-    """`num_slots` fixed slots of `slot_len` positions, stored chunk-major (module docstring)."""
-
-    def __init__(self, args: ModelArgs, num_slots: int, slot_len: int, dtype: torch.dtype, device: torch.device):
-        self.num_slots = num_slots
-        self.slot_len = slot_len
-        self.max_chunks = -(-slot_len // SLOT_CHUNK)
-        self.chunk_shape = (num_slots, args.num_key_value_heads, SLOT_CHUNK, args.head_dim)
-        self.dtype, self.device = dtype, device
-        self.num_layers = args.num_hidden_layers
-        self.k: list[list[torch.Tensor]] = [[] for _ in range(self.num_layers)]  # k[layer][chunk]
-        self.v: list[list[torch.Tensor]] = [[] for _ in range(self.num_layers)]
-        self.num_bytes = kv_bytes_per_token(args, dtype) * num_slots * slot_len
-
-    def locate(self, kv_start: int) -> int:
-        """The handle `write` and `context` take for the sequence at pool offset `kv_start`: its slot."""
-        return kv_start // self.slot_len
-
-    def reserve_chunks(self, count: int) -> None:
-        """Make chunks [0, count) exist in every layer."""
-        if count > self.max_chunks:
-            raise RuntimeError(f"position chunk {count - 1} is past the slot length {self.slot_len}")
-        for layer in range(self.num_layers):
-            for pools in (self.k[layer], self.v[layer]):
-                while len(pools) < count:
-                    pools.append(torch.zeros(self.chunk_shape, dtype=self.dtype, device=self.device))
-
-    def write(self, layer: int, slot: int, position: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store k, v (n, Hkv, D) at positions [position, position + n) of `slot`."""
-        end = position + k.shape[0]
-        self.reserve_chunks(-(-end // SLOT_CHUNK))
-        while position < end:
-            chunk, offset = divmod(position, SLOT_CHUNK)
-            n = min(end - position, SLOT_CHUNK - offset)
-            row = k.shape[0] - (end - position)
-            self.k[layer][chunk][slot, :, offset:offset + n] = k[row:row + n].transpose(0, 1)
-            self.v[layer][chunk][slot, :, offset:offset + n] = v[row:row + n].transpose(0, 1)
-            position += n
-
-    def token_writes(self, slots: list[int], positions: list[int]) -> list[TokenWrite]:
-        """Where one new token per row goes (decode): row i at position positions[i] of slot slots[i]. Built once
-        per step and used by every layer; rows are grouped by chunk (usually one or two groups)."""
-        by_chunk: dict[int, list[int]] = {}
-        for row, position in enumerate(positions):
-            by_chunk.setdefault(position // SLOT_CHUNK, []).append(row)
-        self.reserve_chunks(max(by_chunk) + 1)
-        writes = []
-        for chunk, rows in by_chunk.items():
-            every_row = len(rows) == len(positions)
-            writes.append(TokenWrite(
-                chunk=chunk,
-                rows=None if every_row else torch.tensor(rows, device=self.device),
-                slots=torch.tensor([slots[r] for r in rows], device=self.device),
-                offsets=torch.tensor([positions[r] % SLOT_CHUNK for r in rows], device=self.device)))
-        return writes
-
-    def write_tokens(self, layer: int, writes: list[TokenWrite], k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store k, v (B, Hkv, D) of the decode rows as planned by `token_writes`."""
-        for w in writes:
-            self.k[layer][w.chunk][w.slots, :, w.offsets] = k if w.rows is None else k[w.rows]
-            self.v[layer][w.chunk][w.slots, :, w.offsets] = v if w.rows is None else v[w.rows]
-
-    def context(self, layer: int, slot: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values (Hkv, length, D) of positions [0, length) of `slot` (copies)."""
-        count = -(-length // SLOT_CHUNK)
-        keys = torch.cat([self.k[layer][c][slot] for c in range(count)], dim=1)[:, :length]
-        values = torch.cat([self.v[layer][c][slot] for c in range(count)], dim=1)[:, :length]
-        return keys, values
-
-    def free(self) -> None:
-        self.k, self.v = [], []
+def build_storage(config: EngineConfig, model: LlamaModel, num_pages: int, max_seq_len: int, dtype: torch.dtype,
+                  device: torch.device) -> KVStorage:
+    """The storage for `config` on `device`: chunk-major slots on CPU, strided slots with CUDA graphs on CUDA."""
+    layout = config.kv_layout if config.kv_layout != "auto" else ("strided_slots" if device.type == "cuda" else "slots")
+    placement = fixed_slots(config, num_pages, max_seq_len)
+    num_bytes = kv_bytes_per_token(model.args, dtype) * placement.pool_tokens
+    if layout == "slots":
+        if config.decode_graphs == "on":
+            raise ValueError("engine config error: decode_graphs 'on' needs kv_layout 'strided_slots' (got 'slots')")
+        cache = SlotCache(model.args, placement.num_slots, placement.slot_tokens, dtype, device)
+        return KVStorage(placement, cache, None, num_bytes)
+    use_graphs = config.decode_graphs == "on" or (config.decode_graphs == "auto" and device.type == "cuda")
+    cache = StridedSlotCache(model.args, placement.num_slots, placement.slot_tokens, dtype, device,
+                             scratch_slot=use_graphs)
+    graphs = DecodeGraphs(model, cache, MIN_ROWS, capture=device.type == "cuda") if use_graphs else None
+    return KVStorage(placement, cache, graphs, num_bytes)

@@ -30,18 +30,16 @@ class EngineConfig:
     device: str | torch.device | None = None  # None: the model's device
     dtype: torch.dtype | None = None  # KV cache dtype; None: the compute dtype
     # Dtype the engine computes in; None: the model's own. Otherwise it runs a copy of the weights in this dtype,
-    # kept in sync with the model (weights.py). torch.bfloat16 on CPU: ~1.5-2x faster decode (GEMMs and the
-    # bf16 attention path), outputs differ from fp32 in the last bits and so can differ in tokens; still
+    # kept in sync with the model (weights.py). torch.bfloat16 on CPU: faster decode (GEMMs and the bf16
+    # attention path; docs/decisions.md), outputs differ from fp32 in the last bits and so can differ in tokens; still
     # batch-invariant on CPU. Off by default so greedy outputs match an fp32 reference exactly.
     compute_dtype: torch.dtype | None = None
-    # auto: slots on CPU, strided_slots on CUDA. slots: fixed slots, chunk-major storage (the CPU decode path);
-    # runs: page runs, decode gathers contexts; strided_slots: fixed slots in a token-major pool, decode attends
-    # over a strided view of it with no gather (every slot reserves max_seq_len; kv_cache.py, attention.py).
-    kv_layout: Literal["auto", "slots", "runs", "strided_slots"] = "auto"
-    decode_attention: Literal["auto", "loop", "batched"] = "auto"  # auto: batched (slots / gather), see attention.py
+    # Fixed slots of max_seq_len positions either way (kv_cache.py). auto: slots on CPU, strided_slots on CUDA.
+    # slots: chunk-major storage read by batched bmm (chunked_slots.py); strided_slots: a token-major pool,
+    # decode attends over a strided view of it with no gather (strided_slots.py).
+    kv_layout: Literal["auto", "slots", "strided_slots"] = "auto"
     # Decode-only rounds over bucketed static buffers, captured as CUDA graphs (decode_graph.py). auto: on CUDA
-    # with kv_layout runs or strided_slots and batched attention; "on" also runs the bucketed path on CPU,
-    # uncaptured (tests).
+    # with kv_layout strided_slots; "on" also runs the bucketed path on CPU, uncaptured (tests).
     decode_graphs: Literal["auto", "on", "off"] = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,10 +69,8 @@ class EngineConfig:
             problems.append(f"max_seq_len must be >= 2 or None (got {self.max_seq_len})")
         if not 0.0 < self.hbm_utilization <= MAX_HBM_UTILIZATION:
             problems.append(f"hbm_utilization must be in (0, {MAX_HBM_UTILIZATION}] (got {self.hbm_utilization})")
-        if self.kv_layout not in ("auto", "slots", "runs", "strided_slots"):
-            problems.append(f"kv_layout must be auto, slots, runs or strided_slots (got {self.kv_layout!r})")
-        if self.decode_attention not in ("auto", "loop", "batched"):
-            problems.append(f"decode_attention must be auto, loop or batched (got {self.decode_attention!r})")
+        if self.kv_layout not in ("auto", "slots", "strided_slots"):
+            problems.append(f"kv_layout must be auto, slots or strided_slots (got {self.kv_layout!r})")
         if self.decode_graphs not in ("auto", "on", "off"):
             problems.append(f"decode_graphs must be auto, on or off (got {self.decode_graphs!r})")
         if problems:
@@ -86,8 +82,8 @@ class SamplingParams:
     """How to sample one request. temperature 0 is greedy; top_k 0 and top_p 1 disable those cut-offs.
 
     `seed` fixes the noise: sample j of a request draws its uniforms from (derived seed(seed, j), output position)
-    only, so its text does not depend on batch-mates, batch size, order, page size or host. `stop_token_ids` None
-    means the engine's defaults (EOS + the chat template's end-of-turn); `ignore_eos` drops those defaults but
+    only, so its text does not depend on batch-mates, batch size, order, page size or host. `stop_token_ids` are
+    added to the engine's defaults (EOS + the chat template's end-of-turn); `ignore_eos` drops those defaults but
     keeps explicitly given stop ids. `logprobs` returns each sampled token's log-probability under the model's
     unscaled distribution.
     """

@@ -1,33 +1,33 @@
 """Runs one scheduled round on the model: packs tokens, builds the attention metadata, computes logits for the
 rows that sample, and calls the sampler. It never decides what runs (that is the scheduler's job).
 
-Batch invariance on CPU (research/engine_options.md section 6): GEMM rows differ for small M, so the packed
-token batch and the logits batch are padded to at least `MIN_ROWS` rows; attention per sequence; sampling
-noise per request.
+Batch invariance on CPU: GEMM rows differ for small M, so the packed token batch and the logits batch are padded
+to at least `MIN_ROWS` rows; attention per sequence; sampling noise per request.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from simpo_live.engine.attention import PrefillSegment, StepAttention, plan_decode
-from simpo_live.engine.decode_graph import DecodeGraphs
-from simpo_live.engine.kv_cache import RunCache, SlotCache
+from simpo_live.engine.attention import PrefillSegment, StepAttention
 from simpo_live.engine.sampler import sample
 from simpo_live.engine.scheduler import Batch
 from simpo_live.model.llama import LlamaModel
+
+if TYPE_CHECKING:
+    from simpo_live.engine.kv_cache import KVStorage
 
 MIN_ROWS = 16
 
 
 class Runner:
-    def __init__(self, model: LlamaModel, cache: RunCache | SlotCache, decode_mode: str,
-                 graphs: DecodeGraphs | None = None):
+    def __init__(self, model: LlamaModel, storage: KVStorage):
         self.model = model
         self.device = model.lm_head.weight.device
-        self.decode_mode = decode_mode  # "batched" or "loop" (attention.py)
-        self.cache = cache
-        self.graphs = graphs  # decode-only rounds go through these when set (decode_graph.py)
+        self.cache = storage.cache
+        self.graphs = storage.graphs  # decode-only rounds go through these when set (decode_graph.py)
 
     def close(self) -> None:
         self.cache.free()
@@ -46,7 +46,7 @@ class Runner:
             token_ids.extend(chunk.seq.token_ids[chunk.start:chunk.end])
             positions.extend(range(chunk.start, chunk.end))
             segments.append(PrefillSegment(row, len(token_ids), self.cache.locate(chunk.seq.kv_start), chunk.start))
-        decode = plan_decode(self.cache, spans, self.decode_mode) if spans else None
+        decode = self.cache.plan_decode(spans) if spans else None
         return token_ids, positions, StepAttention(self.cache, decode, segments)
 
     @torch.inference_mode()
@@ -70,7 +70,7 @@ class Runner:
             return None
         return self.graphs.logits([seq.token_ids[-1] for seq in batch.decode],
                                   [seq.num_tokens - 1 for seq in batch.decode],
-                                  [(seq.kv_start, seq.num_tokens) for seq in batch.decode])
+                                  [(self.cache.locate(seq.kv_start), seq.num_tokens) for seq in batch.decode])
 
     def _logits(self, batch: Batch) -> torch.Tensor | None:
         """Logits (R, V) of the rows that sample this round, decode rows first; None when no row samples."""

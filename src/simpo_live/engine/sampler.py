@@ -2,8 +2,8 @@
 
 The uniform for a row is a stateless hash (splitmix64) of (the sample's seed, its output position), turned into a
 token by inverse CDF. No generator state exists, so a sample's tokens do not depend on its batch-mates, the batch
-size or order, the page size or the host (research/engine_options.md section 5: also 13-15x cheaper than drawing
-V numbers per row). Top-p is computed over the top 256 candidates and falls back to a full sort for rows whose
+size or order, the page size or the host, and it is far cheaper than drawing V numbers per row
+(docs/decisions.md). Top-p is computed over the top 256 candidates and falls back to a full sort for rows whose
 nucleus is larger, so it is exact. This module decides nothing about which rows run.
 """
 
@@ -12,27 +12,15 @@ from __future__ import annotations
 import torch
 
 from simpo_live.engine.params import SamplingParams
+from simpo_live.seeds import mix
 
-MASK64 = (1 << 64) - 1
 NUM_CANDIDATES = 256
 CDF_BLOCK = 64  # two-level inverse CDF for rows at least 4 blocks wide (see _inverse_cdf)
 
 
-def splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
-    return x ^ (x >> 31)
-
-
-def derive_seed(seed: int, index: int) -> int:
-    """A child seed for (seed, index), e.g. sample j of a request; stable across hosts and Python versions."""
-    return splitmix64(splitmix64(seed & MASK64) ^ (index & MASK64)) >> 1  # 63 bits: fits an int64 / JSON
-
-
 def uniform(seed: int, position: int) -> float:
     """A float64 in (0, 1) from (seed, output position) alone; 53 bits so it is exact and never 0 or 1."""
-    h = splitmix64(splitmix64(seed & MASK64) ^ (position & MASK64))
+    h = mix(seed, position)
     return ((h >> 11) + 0.5) / float(1 << 53)
 
 
@@ -41,8 +29,8 @@ def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
     float32 running sums: each row is summed on its own, so the result is a function of that row alone (a float64
     copy of a 256 x 32k logits block cost more than the rest of the sampler). Wide rows go two-level: a running
-    sum over blocks of CDF_BLOCK picks the block, then one within it; a cumsum over the full row is sequential and
-    cost ~1-2 ms per 256 x 4096 round (half the sampler), a vectorised block sum ~0.05 ms."""
+    sum over blocks of CDF_BLOCK picks the block, then one within it, because a cumsum over the full row is
+    sequential and cost half the sampler (docs/decisions.md)."""
     weights = weights.float()
     rows, width = weights.shape
     if width % CDF_BLOCK or width < 4 * CDF_BLOCK:

@@ -4,7 +4,7 @@ Each round every running sequence that has a pending token decodes one token, an
 prompt tokens are prefilled on top. Admission is first-in first-out and reserves a sequence's *whole* KV
 (prompt + max_new_tokens) up front, so nothing is ever preempted: recompute preemption would re-prefill a
 prompt plus the tokens generated so far in one pass, and prefill(n) differs in the last bits from prefill(n-1) +
-decode (measured, research/engine_options.md section 6.D), which would make an output depend on memory pressure.
+decode (measured; docs/decisions.md), which would make an output depend on memory pressure.
 For the same reason a prompt is prefilled in chunks whose boundaries depend only on the request (multiples of
 `max_tokens_per_round`); a chunk that does not fit this round's budget waits whole for the next round.
 The scheduler never touches tensors: it returns a `Batch` and, after the runner sampled, records the tokens.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from simpo_live.engine.block_manager import PageRuns, PageSlots
+from simpo_live.engine.block_manager import Placement
 from simpo_live.engine.sequence import Sequence, SequenceStatus
 
 
@@ -53,7 +53,7 @@ class Batch:
 
 
 class Scheduler:
-    def __init__(self, block_manager: PageRuns | PageSlots, max_seqs: int, max_tokens_per_round: int):
+    def __init__(self, block_manager: Placement, max_seqs: int, max_tokens_per_round: int):
         self.block_manager = block_manager
         self.max_seqs = max_seqs
         self.chunk_size = max_tokens_per_round

@@ -65,10 +65,6 @@ class Sequence:
     def is_prefilling(self) -> bool:
         return self.num_cached_tokens < self.num_prompt_tokens
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status is SequenceStatus.FINISHED
-
     def append_token(self, token_id: int, logprob: float | None) -> None:
         """Record a sampled token and decide whether the sequence is done (stop token or length)."""
         self.token_ids.append(token_id)

@@ -1,7 +1,7 @@
 """The weights the engine computes with: the caller's model itself, or a copy in `EngineConfig.compute_dtype`.
 
-On CPU, bf16 GEMMs run ~2x faster than fp32 for this project's shapes (256 rows: 9.8 vs 21 ms per tiny-model step,
-measured) and bf16 decode attention reads half the bytes (slot_attention.py), so a training run in
+On CPU, bf16 GEMMs run faster than fp32 for this project's shapes (docs/decisions.md) and bf16 decode attention
+reads half the bytes (chunked_slots.py), so a training run in
 fp32 may still want to sample in bf16. The copy is the same model class (`LlamaModel`), built on the meta device
 (no second fp32 copy) with its RoPE frequencies recomputed in fp32 (a bf16 `inv_freq` would bend long positions).
 

@@ -1,4 +1,4 @@
-"""Generate one host's shard of prompts into JSONL rows, and write them as a host file with a done marker.
+"""Generate one host's shard of prompts into JSONL rows (written as host files by `simpo_live.host_files`).
 
 Shared by the `sample` command and the periodic inference eval. Rows are self-describing: step, host, global
 prompt index, seed, sampling parameters and provenance. Which slice a host owns is the caller's business
@@ -7,16 +7,13 @@ prompt index, seed, sampling parameters and provenance. Which slice a host owns 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from simpo_live.atomic import atomic_write
 from simpo_live.engine import Engine, Request, SamplingParams, StepResult
 from simpo_live.evals.prompts import tokenize_prompt
-from simpo_live.evals.seeds import derive_sample_seed
+from simpo_live.seeds import derive_seed
 
 
 @dataclass(frozen=True)
@@ -29,6 +26,8 @@ class GenerationSettings:
     top_k: int = 0
     n: int = 1
     ignore_eos: bool = False
+    stop_token_ids: tuple[int, ...] = ()
+    """Stop tokens added to the engine's EOS and end-of-turn (kept under ignore_eos)."""
     seed: int = 0
     use_chat_template: bool = True
 
@@ -54,8 +53,9 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
                    on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:
     """Rows for `prompts`, which are global prompts [global_offset, global_offset + len(prompts)).
 
-    Each (prompt, sample) is its own request seeded with derive_sample_seed(settings.seed, step, global index,
-    sample index), so a row does not depend on the host count or on which prompts share the batch.
+    Each (prompt, sample) is its own request seeded with derive_seed(settings.seed, step, global index, sample
+    index): seeds come from the work, not the worker, so a row does not depend on the host count or on which
+    prompts share the batch.
     `on_step(StepResult)` is called after every engine round (progress bars)."""
     requests = []
     for i, prompt in enumerate(prompts):
@@ -64,7 +64,7 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
             params = SamplingParams(
                 temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
                 max_new_tokens=settings.max_new_tokens, ignore_eos=settings.ignore_eos,
-                seed=derive_sample_seed(settings.seed, step, global_offset + i, j))
+                stop_token_ids=settings.stop_token_ids, seed=derive_seed(settings.seed, step, global_offset + i, j))
             requests.append(Request((i, j), token_ids, params))
     completions = engine.generate(requests, on_step=on_step)
     shared = {"process_index": rank, "process_count": world_size, **_sampling_fields(settings),
@@ -91,38 +91,3 @@ def _sampling_fields(settings: GenerationSettings) -> dict[str, Any]:
     fields = asdict(settings)
     fields["run_seed"] = fields.pop("seed")
     return fields
-
-
-def host_file_name(rank: int, world_size: int) -> str:
-    return f"host_{rank:04d}_of_{world_size:04d}.jsonl"
-
-
-def done_marker_path(out_dir: str | Path, rank: int, world_size: int) -> Path:
-    return Path(out_dir) / f"host_{rank:04d}_of_{world_size:04d}.done"
-
-
-def is_host_done(out_dir: str | Path, rank: int, world_size: int) -> bool:
-    """True once this host's file was fully written (a resumed eval skips it)."""
-    return done_marker_path(out_dir, rank, world_size).is_file()
-
-
-def write_host_file(out_dir: str | Path, rows: list[dict[str, Any]], rank: int, world_size: int) -> Path:
-    """Write rows to out_dir/host_<rank>_of_<world_size>.jsonl atomically, then its done marker; returns the path."""
-    path = Path(out_dir) / host_file_name(rank, world_size)
-    with atomic_write(path) as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    with atomic_write(done_marker_path(out_dir, rank, world_size)) as f:
-        f.write(json.dumps({"rows": len(rows), "file": path.name}) + "\n")
-    return path
-
-
-def read_host_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any]]:
-    """All hosts' rows in global order (prompt index, then sample index); a missing host file is an error."""
-    rows = []
-    for rank in range(world_size):
-        path = Path(out_dir) / host_file_name(rank, world_size)
-        if not is_host_done(out_dir, rank, world_size):
-            raise FileNotFoundError(f"{path}: host {rank} of {world_size} has not finished (no done marker)")
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return sorted(rows, key=lambda r: (r["global_prompt_index"], r["sample_index"]))

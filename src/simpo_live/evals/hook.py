@@ -24,7 +24,7 @@ from simpo_live.distributed.parallel import inference_replica
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.engine import Engine
 from simpo_live.evals.context import EvalContext, EvalPlan
-from simpo_live.evals.generation import generate_shard, host_file_name, is_host_done, write_host_file
+from simpo_live.evals.generation import generate_shard
 from simpo_live.evals.isolation import generate_in_subprocess
 from simpo_live.evals.memory import memory_reading
 from simpo_live.evals.probe import probe_weight_handoff
@@ -32,6 +32,7 @@ from simpo_live.evals.quality import eval_console_line, reward_statistics, score
 from simpo_live.evals.reward import add_rewards, reward_dtype
 from simpo_live.evals.scorer import score_rows
 from simpo_live.evals.stats import HostStats, summarize_hosts
+from simpo_live.host_files import host_file_path, is_host_done, read_host_file, write_host_file
 
 PREFIX = "inference_eval/"
 
@@ -116,8 +117,7 @@ class InferenceEvalHook:
         # Under FSDP gathering the replica is a collective, so every rank enters this, finished file or not.
         with inference_replica(ctx.model, self.plan.engine_dtype) as model:
             if done:
-                text = (step_dir / host_file_name(rank.rank, rank.world_size)).read_text(encoding="utf-8")
-                rows = [json.loads(line) for line in text.splitlines() if line]
+                rows = read_host_file(host_file_path(step_dir, rank.rank, rank.world_size))
             else:
                 rows, probe = self.generate(ctx, model, start, end, stats, step_dir)
         if not done:  # the replica and the engine are gone: the reward model takes their memory
@@ -156,7 +156,7 @@ class InferenceEvalHook:
             return rows, None
         probe = None
         progress = generation_progress(ctx, (end - start) * plan.settings.n)
-        with Engine.from_model(model, ctx.tokenizer, plan.engine) as engine:
+        with Engine(model, ctx.tokenizer, plan.engine) as engine:
             stats.engine_creation_time_sec = time.perf_counter() - began
             began = time.perf_counter()
             rows = generate_shard(engine, plan.prompts[start:end], start, plan.settings, step, rank.rank,

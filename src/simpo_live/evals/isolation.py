@@ -18,7 +18,8 @@ from typing import Any
 
 from simpo_live.distributed.env import RankInfo
 from simpo_live.engine import EngineConfig
-from simpo_live.evals.generation import GenerationSettings, host_file_name
+from simpo_live.evals.generation import GenerationSettings
+from simpo_live.host_files import host_file_path, read_host_file
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import save_model
 
@@ -41,6 +42,8 @@ def sample_command(model_dir: Path, prompts_file: Path, out_dir: Path, engine_fi
                "--dtype", dtype_name]
     if settings.ignore_eos:
         command.append("--ignore-eos")
+    for token_id in settings.stop_token_ids:
+        command += ["--stop-token-id", str(token_id)]
     if not settings.use_chat_template:
         command.append("--no-chat-template")
     return command
@@ -72,7 +75,6 @@ def generate_in_subprocess(model: LlamaModel, tokenizer, prompts: list[str], pro
     if result.returncode != 0:
         raise SubprocessEvalError(f"simpo-live sample exited with {result.returncode}: "
                                   f"{result.stderr.strip()[-2000:]}")
-    lines = (out_dir / host_file_name(rank.rank, rank.world_size)).read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines if line]
+    rows = read_host_file(host_file_path(out_dir, rank.rank, rank.world_size))
     shutil.rmtree(work_dir, ignore_errors=True)
     return rows

@@ -12,8 +12,9 @@ import torch
 
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import InferenceEvalConfig
-from simpo_live.engine.kv_cache import free_memory_bytes, kv_bytes_per_token
+from simpo_live.engine.kv_cache import free_memory_bytes, pages_that_fit
 from simpo_live.evals.generation import longest_prompt
+from simpo_live.intmath import ceil_div
 from simpo_live.model import LlamaModel
 
 
@@ -30,10 +31,10 @@ def parameter_bytes(model: LlamaModel) -> int:
 
 
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
-                    device: torch.device, world_size: int, sharded: bool, sources: list[str] | None = None,
-                    scoring_bytes: int = 0) -> EvalFit:
+                    device: torch.device, world_size: int, sharded: bool, kv_dtype: torch.dtype,
+                    sources: list[str] | None = None, scoring_bytes: int = 0) -> EvalFit:
     """Raise ConfigError unless every request of the eval fits the model's context and the KV cache beside the
-    training state, and the reward model (`scoring_bytes`, loaded once the engine is gone) fits beside the training
+    training state (pages in `kv_dtype`, the engine's, sized by the engine's own rule), and the reward model (`scoring_bytes`, loaded once the engine is gone) fits beside the training
     state too. A request that does not fit is named by its prompt's index and `sources` entry (file line, config
     key or data row)."""
     index, longest_prompt_tokens = longest_prompt(tokenizer, prompts, cfg.use_chat_template)
@@ -44,8 +45,7 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         raise ConfigError([f"inference_eval: {which} has {longest_prompt_tokens} tokens; + max_new_tokens "
                            f"({cfg.max_new_tokens}) = {longest} tokens exceeds the model's context of {context} "
                            "(max_position_embeddings): lower inference_eval.max_new_tokens or shorten the prompt"])
-    page_bytes = cfg.page_size * kv_bytes_per_token(model.args, model.lm_head.weight.dtype)
-    pages_needed = -(-longest // cfg.page_size)
+    pages_needed = ceil_div(longest, cfg.page_size)
     if cfg.max_pages is not None:
         cache_pages = cfg.max_pages
         knob = "raise inference_eval.max_pages"
@@ -55,7 +55,7 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         if sharded:
             reserved += parameter_bytes(model)  # the full replica gathered for the eval (upper bound)
         available = max(0, free_memory_bytes(device) - reserved)
-        cache_pages = int(available * cfg.hbm_utilization) // page_bytes
+        cache_pages = pages_that_fit(available, cfg.hbm_utilization, cfg.page_size, model.args, kv_dtype)
         knob = "raise inference_eval.hbm_utilization (or set max_pages)"
     check_reward_model_fits(scoring_bytes, model, device, world_size, sharded)
     if pages_needed > cache_pages:

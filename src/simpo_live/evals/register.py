@@ -70,19 +70,23 @@ def register_inference_eval(session) -> InferenceEvalHook | None:
             warn_if_bundled_for_another_model(cfg.reward_model, session.cfg.model.path)
     scoring_bytes = reward_model_bytes(reward_model, reward_dtype(cfg.reward_model_dtype, session.device),
                                        cfg.reward_batch_tokens) if reward_model else 0
+    engine_dtype = eval_dtype(cfg.dtype, session.device)
+    # The engine keeps its KV cache in the dtype it computes in: the replica's, else the training weights'.
+    kv_dtype = engine_dtype or session.raw_model.lm_head.weight.dtype
     fit = check_eval_fits(cfg, session.raw_model, session.tokenizer, prompts, session.device,
-                          session.rank.world_size, is_sharded(session.model), sources, scoring_bytes)
+                          session.rank.world_size, is_sharded(session.model), kv_dtype, sources, scoring_bytes)
     trainer = session.cfg.trainer
     steps = cfg.schedule_steps(trainer.num_train_steps)
     plan = EvalPlan(
         prompts=prompts,
         settings=GenerationSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                     top_k=cfg.top_k, n=cfg.n_samples, ignore_eos=cfg.ignore_eos,
+                                    stop_token_ids=tuple(cfg.stop_token_ids or ()),
                                     seed=cfg.seed if cfg.seed is not None else trainer.seed,
                                     use_chat_template=cfg.use_chat_template),
         # Slots no longer than the longest request (not the model's context): shorter slots, hence more of them.
         engine=cfg.engine_config(fit.longest_request_tokens),
-        engine_dtype=eval_dtype(cfg.dtype, session.device),
+        engine_dtype=engine_dtype,
         output_dir=Path(cfg.output_dir or Path(trainer.run_dir) / "inference_eval"),
         schedule=steps,
         config_digest=config_digest(session.cfg),

@@ -25,9 +25,10 @@ from simpo_live.evals.generation import (
     generate_shard,
     longest_prompt,
     required_max_seq_len,
-    write_host_file,
 )
 from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
+from simpo_live.host_files import write_host_file
+from simpo_live.intmath import ceil_div
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.run_dir import check_writable_dir
 
@@ -109,7 +110,7 @@ def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: Gene
         raise SampleInputError(f"{which} has {prompt_tokens} tokens; + --max-new-tokens {settings.max_new_tokens} "
                                f"= {total} exceeds the model's context of {context}: lower --max-new-tokens or "
                                "shorten it")
-    pages = -(-total // page_size)
+    pages = ceil_div(total, page_size)
     if max_pages is not None and pages > max_pages:
         raise SampleInputError(f"{which} needs {total} tokens = {pages} pages of {page_size} but --max-pages is "
                                f"{max_pages}: raise --max-pages or lower --max-new-tokens")
@@ -117,7 +118,8 @@ def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: Gene
 
 def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
                        out_dir: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0,
-                       n_samples: int = 1, ignore_eos: bool = False, no_chat_template: bool = False, step: int = 0,
+                       n_samples: int = 1, ignore_eos: bool = False, stop_token_ids: tuple[int, ...] = (),
+                       no_chat_template: bool = False, step: int = 0,
                        max_seqs: int = 256, max_pages: int | None = None, page_size: int = 16,
                        dtype: str = "auto", engine_config_file: str | None = None, prompt_slice: str | None = None,
                        host: str | None = None) -> int:
@@ -148,7 +150,7 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
 
     mine = prompts[share.start: share.end]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                                  n=n_samples, ignore_eos=ignore_eos, seed=seed,
+                                  n=n_samples, ignore_eos=ignore_eos, stop_token_ids=tuple(stop_token_ids), seed=seed,
                                   use_chat_template=not no_chat_template)
     check_requests_fit(tokenizer, with_sources, settings, model.args.max_position_embeddings, max_pages, page_size)
     # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.
@@ -158,7 +160,7 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
                desc=f"sample (host {share.host} of {share.num_hosts})", disable=not info.is_leader)
     began = time.perf_counter()
     try:
-        with Engine.from_model(model, tokenizer, config) as engine:
+        with Engine(model, tokenizer, config) as engine:
             rows = generate_shard(engine, mine, share.start, settings, step, share.host, share.num_hosts,
                                   provenance={"model_path": str(Path(model_dir).resolve())},
                                   on_step=lambda result: bar.update(result.num_generated_tokens))

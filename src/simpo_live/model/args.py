@@ -59,10 +59,6 @@ class ModelArgs:
     pad_token_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    @property
-    def num_query_groups(self) -> int:
-        return self.num_attention_heads // self.num_key_value_heads
-
     @classmethod
     def from_hf_config(cls, config: dict[str, Any], source: str = "config.json") -> ModelArgs:
         model_type = config.get("model_type")

@@ -15,6 +15,7 @@ from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
 from simpo_live.engine.kv_cache import free_memory_bytes
 from simpo_live.evals.register import eval_dtype
+from simpo_live.intmath import round_up
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.model.logprobs import resolve_chunk_tokens
@@ -42,7 +43,7 @@ def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: boo
     eval_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
     replica = eval_bytes if sharded or eval_bytes != param_bytes else 0
     request = min(args.max_position_embeddings, cfg.data.max_prompt_len + ev.max_new_tokens)
-    request = -(-request // ev.page_size) * ev.page_size
+    request = round_up(request, ev.page_size)
     fixed = ev.max_pages is not None
     return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if eval_bytes == 2 else torch.float32,
             "kv_cache_tokens": ev.max_pages * ev.page_size if fixed else ev.max_seqs * request,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from simpo_live.evals.quality import text_digest
+from simpo_live.host_files import host_files_in, read_host_file
 from simpo_live.tracking import read_metrics
 
 MAX_TEXT_CHARS = 2000
@@ -50,11 +51,9 @@ def read_rows(step_dir: Path) -> list[dict[str, Any]]:
     """Every row of the step once: a resume on another world size may leave two sets of host files with the same
     rows (rows do not depend on the host count), so rows are keyed by (global prompt index, sample index)."""
     rows: dict[tuple[int, int], dict[str, Any]] = {}
-    for path in sorted(step_dir.glob("host_*_of_*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows.setdefault((row["global_prompt_index"], row["sample_index"]), row)
+    for path in host_files_in(step_dir):
+        for row in read_host_file(path):
+            rows.setdefault((row["global_prompt_index"], row["sample_index"]), row)
     return [rows[key] for key in sorted(rows)]
 
 

@@ -1,6 +1,6 @@
 """Training checkpoints: `checkpoints/step_NNNNNN/` holds an HF-layout model plus `trainer_state.pt`.
 
-Written to `step_NNNNNN.tmp/` and renamed by the leader, so the latest-checkpoint search (which ignores
+Written to `step_NNNNNN.tmp/` and renamed by the leader (`atomic_directory`), so the latest-checkpoint search (which ignores
 `*.tmp`) never sees a half-written one. Under FSDP the optimizer state is saved sharded with
 `torch.distributed.checkpoint` into `optimizer/` (resume at the same world size); the model is always
 gathered to a full HF checkpoint, so every checkpoint is also a loadable model directory.
@@ -8,7 +8,7 @@ gathered to a full HF checkpoint, so every checkpoint is also a loadable model d
 
 from __future__ import annotations
 
-import os
+import contextlib
 import random
 import re
 import shutil
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from simpo_live.atomic import atomic_directory, temporary_path
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.errors import NonFiniteError
@@ -71,38 +72,35 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
                     step: int, tokenizer, keep: int, rank: RankInfo, skipped_updates: int = 0) -> Path:
     """Collective under FSDP (every rank calls it); under DDP or one process only the leader writes."""
     target = checkpoint_dir(run_dir, step)
-    tmp = target.with_name(target.name + ".tmp")
     sharded = is_sharded(model)
     if not sharded and not rank.is_leader:
         _barrier(rank)  # the leader's closing barrier: nobody moves on before the checkpoint is committed
         return target
-    if rank.is_leader:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    weights = full_state_dict(model, leader_only=True)
-    if rank.is_leader and (bad := first_non_finite(weights)) is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise NonFiniteError(f"step {step}: weight {bad} is not finite; checkpoint not written (the previous "
-                             f"ones in {Path(run_dir) / 'checkpoints'} are kept)")
-    if sharded:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    # The leader owns the temporary directory (made, renamed, or removed on error); under FSDP the other ranks
+    # write their optimizer shards into it.
+    building = atomic_directory(target) if rank.is_leader else contextlib.nullcontext(temporary_path(target))
+    with building as tmp:
+        weights = full_state_dict(model, leader_only=True)
+        if rank.is_leader and (bad := first_non_finite(weights)) is not None:
+            raise NonFiniteError(f"step {step}: weight {bad} is not finite; checkpoint not written (the previous "
+                                 f"ones in {Path(run_dir) / 'checkpoints'} are kept)")
+        if sharded:
+            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        _barrier(rank)
-        dcp.save({"optimizer": get_optimizer_state_dict(model, optimizer)},
-                 checkpoint_id=str(tmp / SHARDED_OPTIMIZER_DIR))
-        _barrier(rank)
+            _barrier(rank)
+            dcp.save({"optimizer": get_optimizer_state_dict(model, optimizer)},
+                     checkpoint_id=str(tmp / SHARDED_OPTIMIZER_DIR))
+            _barrier(rank)
+        if rank.is_leader:
+            save_model(raw_model, tmp, state_dict=weights)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
+                                 scheduler=scheduler.state_dict(), rng=capture_rng_state(),
+                                 skipped_updates=skipped_updates)
+            torch.save(state.__dict__, tmp / STATE_FILE)
     if rank.is_leader:
-        save_model(raw_model, tmp, state_dict=weights)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
-                             scheduler=scheduler.state_dict(), rng=capture_rng_state(),
-                             skipped_updates=skipped_updates)
-        torch.save(state.__dict__, tmp / STATE_FILE)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
         prune_checkpoints(run_dir, keep)
     _barrier(rank)
     return target

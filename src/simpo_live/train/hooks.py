@@ -46,10 +46,10 @@ class HookRegistry:
         self.hooks.append(Hook(name, fn, schedule, rerun_on_resume))
 
     def run(self, ctx: Any, step: int, num_steps: int, resumed: bool = False
-            ) -> Iterator[tuple[str, dict[str, Any] | None]]:
+            ) -> Iterator[dict[str, Any] | None]:
         """Run the hooks due after `step`, in registration order, yielding each one's metrics."""
         for hook in self.hooks:
             if resumed and not hook.rerun_on_resume:
                 continue
             if hook.schedule.fires_at(step, num_steps):
-                yield hook.name, hook.fn(ctx)
+                yield hook.fn(ctx)

@@ -28,7 +28,7 @@ def micro_batches_for_step(session: TrainingSession, step: int):
 
 
 def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -> None:
-    for _, hook_metrics in session.hooks.run(session, session.step, num_steps, resumed=resumed):
+    for hook_metrics in session.hooks.run(session, session.step, num_steps, resumed=resumed):
         if hook_metrics:
             session.tracker.log(hook_metrics, session.step)
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from simpo_live.atomic import atomic_write
 from simpo_live.config import SimpoConfig
+from simpo_live.config.load import rename_old_keys
 from simpo_live.errors import RunDirError
 from simpo_live.distributed.gather import gather_to_all
 
@@ -48,7 +49,8 @@ def _is_neutral(key: str) -> bool:
 
 
 def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
-    """The resolved config a previous run saved (schema defaults filled in for keys added since), or None."""
+    """The resolved config a previous run saved (renamed keys under their new names, schema defaults filled in for
+    keys added since), or None."""
     path = run_dir / "config.yaml"
     if not path.is_file():
         return None
@@ -59,6 +61,7 @@ def read_saved_config(run_dir: Path) -> dict[str, Any] | None:
                           "use a new trainer.run_dir") from None
     if not isinstance(saved, dict):
         raise RunDirError(f"{path}: the saved config of this run directory is not a mapping; use a new trainer.run_dir")
+    saved = rename_old_keys(saved)
     try:
         return SimpoConfig.model_validate(saved).model_dump(mode="json")
     except ValidationError:

@@ -7,6 +7,7 @@ from pathlib import Path
 from simpo_live.atomic import atomic_directory
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.distributed.sharding import shard_bounds
+from simpo_live.intmath import ceil_div
 from simpo_live.model.checkpoint import save_model
 from simpo_live.train.checkpoint import save_checkpoint
 from simpo_live.train.session import TrainingSession
@@ -19,8 +20,8 @@ def validation_hook(session: TrainingSession) -> dict[str, float] | None:
         return None
     rank, world_size = session.rank.rank, session.rank.world_size
     start, end = shard_bounds(len(pairs), rank, world_size)
-    largest_share = -(-len(pairs) // world_size)
-    num_batches = -(-largest_share // session.micro_batch_size)
+    largest_share = ceil_div(len(pairs), world_size)
+    num_batches = ceil_div(largest_share, session.micro_batch_size)
     # DDP's wrapper would sync buffers in forward; the plain module computes the same thing with no collective.
     model = session.model if is_sharded(session.model) else session.raw_model
     return validate(model, pairs[start:end], session.micro_batch_size, session.pad_id, session.step_settings,
@@ -49,7 +50,7 @@ def hf_export_hook(session: TrainingSession) -> None:
 def register_trainer_hooks(session: TrainingSession) -> None:
     """Validation and HF export; the checkpoint hook is registered last, after the evals (see loop.py)."""
     cfg = session.cfg
-    session.hooks.add("validation", validation_hook, every=cfg.trainer.eval_every, at_steps=[0], at_end=True)
+    session.hooks.add("validation", validation_hook, every=cfg.trainer.validate_every, at_steps=[0], at_end=True)
     if cfg.hf_save_path and cfg.hf_save_steps:
         session.hooks.add("hf_export", hf_export_hook, every=cfg.hf_save_steps, at_end=True)
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from simpo_live.engine.block_manager import PageRuns, PageSlots
+from engine_references import PageRuns
+from simpo_live.engine.block_manager import PageSlots
 
 
 def test_runs_round_up_to_pages_and_free_back():

@@ -17,7 +17,7 @@ def requests_for(prompts):
 
 
 def run(model, requests, **config):
-    with Engine.from_model(model, None, EngineConfig(**BF16, **config)) as engine:
+    with Engine(model, None, EngineConfig(**BF16, **config)) as engine:
         return {c.request_id: c.token_ids for c in engine.generate(requests)}
 
 
@@ -26,8 +26,9 @@ def reference(tiny_model, prompts):
     return run(tiny_model, requests_for(prompts), max_seqs=1, page_size=16, max_pages=64)
 
 
-# Not compared: decode_attention="loop" (exact-length SDPA) against the slot path (chunked bmm): two kernels, chosen
-# by configuration and not by the batch, whose bf16 rounding differs enough to flip sampled tokens.
+# Not compared: the loop reference (engine_references.loop_decode, exact-length SDPA) against the slot path (chunked
+# bmm): two kernels, chosen by configuration and not by the batch, whose bf16 rounding differs enough to flip sampled
+# tokens.
 @pytest.mark.parametrize("config", [dict(max_seqs=16), dict(max_seqs=3, page_size=8), dict(max_pages=30, page_size=8,
                                     max_seq_len=88), dict(max_pages=12, page_size=8, max_seqs=5)])
 def test_bf16_outputs_do_not_depend_on_batching(tiny_model, prompts, reference, config):
@@ -36,7 +37,7 @@ def test_bf16_outputs_do_not_depend_on_batching(tiny_model, prompts, reference, 
 
 
 def test_bf16_copy_runs_in_bf16_and_keeps_the_source(tiny_model):
-    with Engine.from_model(tiny_model, None, EngineConfig(**BF16)) as engine:
+    with Engine(tiny_model, None, EngineConfig(**BF16)) as engine:
         assert engine.model is not tiny_model and engine.model.lm_head.weight.dtype == torch.bfloat16
         assert engine.model.inv_freq.dtype == torch.float32  # RoPE frequencies are not rounded
         assert engine.runner.cache.dtype == torch.bfloat16  # KV follows the compute dtype by default
@@ -46,7 +47,7 @@ def test_bf16_copy_runs_in_bf16_and_keeps_the_source(tiny_model):
 def test_bf16_engine_sees_weight_updates(tiny_model_factory, prompts):
     model = tiny_model_factory(seed=1)
     request = [Request(0, prompts[2], GREEDY)]
-    with Engine.from_model(model, None, EngineConfig(**BF16)) as engine:
+    with Engine(model, None, EngineConfig(**BF16)) as engine:
         before = engine.generate(request)[0].token_ids
         engine.add_request(Request(1, prompts[2], GREEDY))
         engine.step()  # prefill with the old weights

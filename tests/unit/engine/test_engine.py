@@ -7,7 +7,9 @@ plain forward pass), so a scheduling change that alters any token fails here.
 import pytest
 import torch
 
+from engine_references import loop_decode, page_runs
 from simpo_live.engine import CapacityError, Engine, EngineConfig, Request, SamplingParams
+from simpo_live.engine.kv_cache import build_storage
 
 EOS = 3  # the tiny model's eos_token_id (conftest.py)
 
@@ -22,8 +24,8 @@ def requests_for(prompts, mixed=True):
     return [Request(f"p{i}", p, params[i % len(params)]) for i, p in enumerate(prompts)]
 
 
-def run(model, requests, **config):
-    with Engine.from_model(model, None, EngineConfig(**config)) as engine:
+def run(model, requests, storage_factory=build_storage, **config):
+    with Engine(model, None, EngineConfig(**config), storage_factory=storage_factory) as engine:
         return {c.request_id: c.token_ids for c in engine.generate(requests)}
 
 
@@ -50,10 +52,10 @@ def test_greedy_matches_uncached_forward(tiny_model, prompts, reference):
     dict(max_seqs=3), dict(max_seqs=16), dict(max_seqs=256, max_tokens_per_round=2048),
     dict(page_size=1), dict(page_size=64), dict(max_pages=3, page_size=32),  # pressure: one sequence at a time
     dict(max_pages=12, page_size=8, max_seqs=5), dict(max_pages=30, page_size=8, max_seq_len=88),  # 2 slots
-    dict(kv_layout="runs", decode_attention="batched"),  # gather path
-    dict(kv_layout="runs", decode_attention="batched", max_pages=12, page_size=8, max_seqs=5),  # fragmentation
-    dict(kv_layout="runs", decode_attention="loop", max_seqs=4),
-    dict(kv_layout="runs", decode_attention="loop", max_seqs=1),
+    dict(storage_factory=page_runs()),  # reference layouts (engine_references.py): page runs + gather
+    dict(storage_factory=page_runs(), max_pages=12, page_size=8, max_seqs=5),  # fragmentation
+    dict(storage_factory=page_runs(gather=False), max_seqs=4),  # page runs + one SDPA per sequence
+    dict(storage_factory=page_runs(gather=False), max_seqs=1),
     dict(kv_layout="strided_slots"), dict(kv_layout="strided_slots", max_seqs=3, page_size=8),  # slot views
     dict(kv_layout="strided_slots", max_pages=30, page_size=8, max_seq_len=88),
 ])
@@ -63,7 +65,7 @@ def test_outputs_do_not_depend_on_batching_paging_or_pressure(tiny_model, prompt
 
 def test_decode_paths_agree_on_greedy_outputs(tiny_model, prompts, reference):
     """Loop and batched attention differ in the last bits (research 6.C), which does not flip these tokens."""
-    loop = run(tiny_model, requests_for(prompts, mixed=False), decode_attention="loop", max_seqs=4)
+    loop = run(tiny_model, requests_for(prompts, mixed=False), storage_factory=loop_decode(build_storage), max_seqs=4)
     assert all(loop[f"p{i}"] == reference[f"p{i}"] for i in range(0, len(prompts), 3))
 
 
@@ -80,7 +82,7 @@ def test_chunked_prefill_matches_one_chunk_for_greedy(tiny_model, prompts, refer
 
 def test_every_sequence_reaches_max_new_tokens_unless_stopped(tiny_model, prompts):
     params = SamplingParams(temperature=1.0, max_new_tokens=30, seed=3)  # EOS honoured
-    with Engine.from_model(tiny_model, None, EngineConfig(max_seqs=4, max_pages=20, page_size=8)) as engine:
+    with Engine(tiny_model, None, EngineConfig(max_seqs=4, max_pages=20, page_size=8)) as engine:
         completions = engine.generate([Request(i, p, params) for i, p in enumerate(prompts)])
     for c in completions:
         if c.finish_reason == "length":
@@ -94,20 +96,20 @@ def test_stop_token_ends_the_sequence(tiny_model, prompts, reference):
     stop = full[5]
     first = full.index(stop)
     params = SamplingParams(temperature=0, max_new_tokens=24, stop_token_ids=(stop,))
-    with Engine.from_model(tiny_model, None, EngineConfig()) as engine:
+    with Engine(tiny_model, None, EngineConfig()) as engine:
         [c] = engine.generate([Request("p0", prompts[0], params)])
     assert c.token_ids == full[:first + 1] and c.finish_reason == "stop"
 
 
 def test_default_stops_are_eos_and_end_of_turn(tiny_model, word_tokenizer):
-    with Engine.from_model(tiny_model, word_tokenizer, EngineConfig()) as engine:
+    with Engine(tiny_model, word_tokenizer, EngineConfig()) as engine:
         expected = {EOS, word_tokenizer.eos_token_id, word_tokenizer.convert_tokens_to_ids("<|end|>")}
         assert engine.stop_token_ids == expected
 
 
 def test_n_samples_have_their_own_seeds(tiny_model, prompts):
     params = SamplingParams(temperature=1.0, max_new_tokens=16, seed=5, n=3, ignore_eos=True)
-    with Engine.from_model(tiny_model, None, EngineConfig()) as engine:
+    with Engine(tiny_model, None, EngineConfig()) as engine:
         many = engine.generate([Request("a", prompts[1], params)])
         [single] = engine.generate([Request("b", prompts[1], SamplingParams(
             temperature=1.0, max_new_tokens=16, seed=5, n=1, ignore_eos=True))])
@@ -118,7 +120,7 @@ def test_n_samples_have_their_own_seeds(tiny_model, prompts):
 
 def test_logprobs_match_the_model(tiny_model, prompts):
     params = SamplingParams(temperature=0.7, max_new_tokens=6, seed=1, logprobs=True, ignore_eos=True)
-    with Engine.from_model(tiny_model, None, EngineConfig()) as engine:
+    with Engine(tiny_model, None, EngineConfig()) as engine:
         [c] = engine.generate([Request(0, prompts[3], params)])
     with torch.inference_mode():
         logits = tiny_model(torch.tensor([prompts[3] + c.token_ids]))[0, len(prompts[3]) - 1:-1]
@@ -127,7 +129,7 @@ def test_logprobs_match_the_model(tiny_model, prompts):
 
 
 def test_request_larger_than_the_cache_is_refused_with_the_knobs(tiny_model):
-    engine = Engine.from_model(tiny_model, None, EngineConfig(max_pages=4, page_size=16))
+    engine = Engine(tiny_model, None, EngineConfig(max_pages=4, page_size=16))
     with pytest.raises(CapacityError) as error:
         engine.generate([Request("big", list(range(8, 58)), SamplingParams(max_new_tokens=30))])
     assert str(error.value) == ("request 'big': prompt 50 needs 5 pages (80 tokens) but the cache has 4 pages "
@@ -136,16 +138,16 @@ def test_request_larger_than_the_cache_is_refused_with_the_knobs(tiny_model):
 
 
 def test_request_longer_than_max_seq_len_is_refused(tiny_model):
-    engine = Engine.from_model(tiny_model, None, EngineConfig(max_seq_len=64))
+    engine = Engine(tiny_model, None, EngineConfig(max_seq_len=64))
     with pytest.raises(CapacityError, match=r"request 7: prompt 40 \+ max_new_tokens 30 = 70 tokens exceeds "
                                             r"max_seq_len 64: lower max_new_tokens"):
         engine.add_request(Request(7, list(range(8, 48)), SamplingParams(max_new_tokens=30)))
     with pytest.raises(ValueError, match="exceeds the model's max_position_embeddings 512"):
-        Engine.from_model(tiny_model, None, EngineConfig(max_seq_len=1000))
+        Engine(tiny_model, None, EngineConfig(max_seq_len=1000))
 
 
 def test_step_streams_progress_and_close_frees_the_cache(tiny_model, prompts):
-    engine = Engine.from_model(tiny_model, None, EngineConfig(max_pages=32))
+    engine = Engine(tiny_model, None, EngineConfig(max_pages=32))
     for i, p in enumerate(prompts[:4]):
         engine.add_request(Request(i, p, GREEDY))
     generated, finished = 0, []
@@ -165,7 +167,7 @@ def test_step_streams_progress_and_close_frees_the_cache(tiny_model, prompts):
 def test_engine_sees_weight_updates(tiny_model_factory, prompts):
     model = tiny_model_factory(seed=1)
     request = [Request(0, prompts[2], GREEDY)]
-    with Engine.from_model(model, None, EngineConfig()) as engine:
+    with Engine(model, None, EngineConfig()) as engine:
         before = engine.generate(request)[0].token_ids
         with torch.no_grad():
             for param in model.parameters():
@@ -198,7 +200,7 @@ def test_a_long_context_beside_short_ones_keeps_its_outputs(tiny_model_factory):
 
 def test_a_narrower_kv_cache_dtype_runs_and_keeps_lengths(tiny_model, prompts, reference):
     requests = requests_for(prompts, mixed=False)
-    with Engine.from_model(tiny_model, None, EngineConfig(dtype=torch.bfloat16)) as engine:
+    with Engine(tiny_model, None, EngineConfig(dtype=torch.bfloat16)) as engine:
         out = {c.request_id: c.token_ids for c in engine.generate(requests)}
         assert engine.kv_cache_bytes == engine.block_manager.pool_tokens * 2 * 2 * 2 * 16 * 2  # bf16: 2 bytes
     assert all(len(out[r.request_id]) == GREEDY.max_new_tokens for r in requests)
@@ -211,16 +213,14 @@ def test_a_narrower_kv_cache_dtype_runs_and_keeps_lengths(tiny_model, prompts, r
 def test_bucketed_decode_rounds_keep_outputs(tiny_model, prompts, reference, config):
     """The CUDA-graph decode path (static buffers, rows and contexts padded to buckets, padded rows on a scratch
     position or slot) run uncaptured on CPU: the same tokens as every other configuration."""
-    config = {"kv_layout": "runs", **config}
-    with Engine.from_model(tiny_model, None, EngineConfig(decode_attention="batched", decode_graphs="on",
-                                                          **config)) as engine:
+    factory = build_storage if config.get("kv_layout") == "strided_slots" else page_runs()  # reference: runs
+    with Engine(tiny_model, None, EngineConfig(decode_graphs="on", **config), storage_factory=factory) as engine:
         assert engine.runner.graphs is not None
         out = {c.request_id: c.token_ids for c in engine.generate(requests_for(prompts))}
         assert engine.runner.graphs.buckets  # decode-only rounds went through it
     assert out == reference
 
 
-def test_decode_graphs_on_needs_batched_run_attention(tiny_model):
-    with pytest.raises(ValueError, match="decode_graphs 'on' needs batched decode attention"):
-        Engine.from_model(tiny_model, None, EngineConfig(kv_layout="runs", decode_attention="loop",
-                                                         decode_graphs="on"))
+def test_decode_graphs_on_needs_the_strided_slot_layout(tiny_model):
+    with pytest.raises(ValueError, match="decode_graphs 'on' needs kv_layout 'strided_slots' \\(got 'slots'\\)"):
+        Engine(tiny_model, None, EngineConfig(kv_layout="slots", decode_graphs="on"))

@@ -5,7 +5,8 @@ import math
 import torch
 
 from simpo_live.engine.params import SamplingParams
-from simpo_live.engine.sampler import derive_seed, sample, uniform
+from simpo_live.engine.sampler import sample, uniform
+from simpo_live.seeds import derive_seed
 
 
 def test_noise_is_a_pure_function_of_seed_and_position():

@@ -1,6 +1,6 @@
 """Scheduling decisions with plain sequences and a fake runner: admission, FIFO, chunking, decoding, freeing."""
 
-from simpo_live.engine.block_manager import PageRuns as BlockManager
+from engine_references import PageRuns as BlockManager
 from simpo_live.engine.params import SamplingParams
 from simpo_live.engine.scheduler import Scheduler
 from simpo_live.engine.sequence import Sequence, SequenceStatus

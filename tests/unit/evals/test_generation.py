@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from simpo_live.engine import Engine, EngineConfig
-from simpo_live.evals.generation import (GenerationSettings, generate_shard, host_file_name, is_host_done,
-                                         read_host_files, required_max_seq_len, write_host_file)
+from simpo_live.evals.generation import GenerationSettings, generate_shard, required_max_seq_len
 from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts, tokenize_prompt
-from simpo_live.evals.seeds import derive_sample_seed
+from simpo_live.host_files import host_file_name, is_host_done, read_host_files, write_host_file
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
+from simpo_live.seeds import derive_seed
 
 PROMPTS = ["hello world", "w1 w2 w3", "sort: w5 w4", "reverse: w9 w8 w7 w6", "w10", "hello w11 world"]
 
@@ -25,14 +25,14 @@ def engine(word_tokenizer):
     with torch.no_grad():
         for param in model.parameters():
             param.normal_(0.0, 0.08)
-    with Engine.from_model(model.eval(), word_tokenizer, EngineConfig(max_seqs=8)) as engine:
+    with Engine(model.eval(), word_tokenizer, EngineConfig(max_seqs=8)) as engine:
         yield engine
 
 
 def test_sample_seed_depends_on_every_part_and_is_pinned():
-    seeds = {derive_sample_seed(0, s, p, j) for s in range(3) for p in range(4) for j in range(2)}
+    seeds = {derive_seed(0, s, p, j) for s in range(3) for p in range(4) for j in range(2)}
     assert len(seeds) == 24
-    assert derive_sample_seed(0, 0, 0, 0) == derive_sample_seed(0, 0, 0, 0) == 1195769770526638388
+    assert derive_seed(0, 0, 0, 0) == derive_seed(0, 0, 0, 0) == 1195769770526638388
 
 
 def test_load_prompts_text_jsonl_and_errors(tmp_path):
@@ -66,7 +66,7 @@ def test_rows_do_not_depend_on_sharding(engine, tmp_path):
            [{k: v for k, v in row.items() if k not in drop} for row in whole]
     row = whole[3]
     assert (row["global_prompt_index"], row["sample_index"], row["step"], row["model"]) == (1, 1, 50, "m")
-    assert row["seed"] == derive_sample_seed(4, 50, 1, 1)
+    assert row["seed"] == derive_seed(4, 50, 1, 1)
     assert row["finish_reason"] in ("stop", "length") and row["temperature"] == 0.9
     # <s> <|user|> w1 w2 w3 <|end|> <|assistant|>
     assert 1 <= row["generated_token_count"] <= 12 and row["prompt_token_count"] == 7
@@ -92,3 +92,19 @@ def test_host_file_is_written_with_a_done_marker(engine, tmp_path):
         read_host_files(tmp_path, 2)
     write_host_file(tmp_path, rows[:0] + [{"global_prompt_index": 0, "sample_index": 0}], rank=0, world_size=2)
     assert [r["global_prompt_index"] for r in read_host_files(tmp_path, 2)] == [0, 2, 3]
+
+
+def test_a_stop_token_ends_each_row_where_it_is_first_generated(engine, word_tokenizer):
+    free = GenerationSettings(max_new_tokens=12, ignore_eos=True)
+    unstopped = generate_shard(engine, PROMPTS, 0, free, step=0, rank=0, world_size=1)
+    words = [row["generated_text"].split() for row in unstopped]
+    stop_word = words[0][2]
+    stopped = generate_shard(engine, PROMPTS, 0, GenerationSettings(max_new_tokens=12, ignore_eos=True,
+                             stop_token_ids=(word_tokenizer.convert_tokens_to_ids(stop_word),)),
+                             step=0, rank=0, world_size=1)
+    for row, full in zip(stopped, words):
+        cut = full.index(stop_word) + 1 if stop_word in full else len(full)
+        assert row["generated_text"].split() == full[:cut] and row["generated_token_count"] == cut
+        assert row["finish_reason"] == ("stop" if stop_word in full else "length")
+    assert stopped[0]["generated_token_count"] <= 3 and stopped[0]["finish_reason"] == "stop"
+    assert stopped[0]["stop_token_ids"] == (word_tokenizer.convert_tokens_to_ids(stop_word),)  # recorded in the row

@@ -2,9 +2,11 @@
 
 import os
 
+import yaml
+
 from simpo_live.config import load_config
 from simpo_live.distributed.env import intra_op_threads
-from simpo_live.train.ownership import config_changes
+from simpo_live.train.ownership import config_changes, read_saved_config
 
 
 def test_threads_follow_the_config_then_omp_num_threads_then_cores_per_local_rank(monkeypatch):
@@ -30,3 +32,13 @@ def test_pacing_keys_may_change_but_the_run_may_not():
     assert config_changes(saved, same_run) == {}
     other = load_config(overrides=["--trainer.seed=1", "--optimizer.warmup_steps=3"])
     assert config_changes(saved, other) == {"optimizer.warmup_steps": (10, 3), "trainer.seed": (0, 1)}
+
+
+def test_a_run_saved_before_the_validate_every_rename_resumes_as_the_same_run(tmp_path):
+    saved = load_config(overrides=["--trainer.validate_every=7"]).model_dump(mode="json")
+    saved["trainer"]["eval_every"] = saved["trainer"].pop("validate_every")  # config.yaml as the old name wrote it
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    read = read_saved_config(tmp_path)
+    assert read["trainer"]["validate_every"] == 7 and "eval_every" not in read["trainer"]
+    assert config_changes(read, load_config(overrides=["--trainer.validate_every=7"])) == {}
+    assert config_changes(read, load_config()) == {"trainer.validate_every": (7, 50)}

@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simpo_live.engine.kv_cache import SLOT_CHUNK, SlotCache
-from simpo_live.engine.slot_attention import plan_slot_decode, slot_decode_attention
+from simpo_live.engine.chunked_slots import SLOT_CHUNK, SlotCache, plan_slot_decode, slot_decode_attention
 from simpo_live.model.args import ModelArgs
 
 ARGS = ModelArgs(vocab_size=32, hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
@@ -69,11 +68,11 @@ def test_writes_land_at_their_positions_across_chunks():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gathered_chunks_equal_sliced_chunks(dtype, monkeypatch):
-    import simpo_live.engine.slot_attention as slot_attention
+    import simpo_live.engine.chunked_slots as chunked_slots
 
     cache, q, history = filled_cache(dtype)
     sliced = attend(cache, q, history, list(range(len(LENGTHS))))
-    monkeypatch.setattr(slot_attention, "GATHER_BELOW", 2.0)  # every chunk read through an index
+    monkeypatch.setattr(chunked_slots, "GATHER_BELOW", 2.0)  # every chunk read through an index
     cache, _, _ = filled_cache(dtype)
     plan = plan_slot_decode(cache, list(range(len(LENGTHS))), LENGTHS)
     assert all(index is not None for _, _, index in plan.chunk_reads)

@@ -1,4 +1,11 @@
-"""Decode attention over the chunk-major slot cache (kv_cache.SlotCache): one query token per running sequence.
+"""Fixed KV slots stored chunk-major (the CPU default), and decode attention over them.
+
+Per layer, the positions of a slot are cut into chunks of `SLOT_CHUNK` tokens, and chunk c of every slot lives in
+one tensor (num_slots, num_kv_heads, SLOT_CHUNK, head_dim). Decode attention then reads chunk c of a range of
+slots as one compact batch of small matrices, in place: oneDNN's bf16 bmm is fast only on compact batches, and
+this avoids both a copy of the context and SDPA's slow path for 1-4 query rows per head (figures in
+docs/decisions.md). Chunks are allocated (zeroed) when a sequence first reaches them, so memory is committed as
+contexts grow and every position holds a finite number.
 
 Per layer and position chunk c, two bmm calls run over the compact range of slots that reach chunk c: scores
 q . K_c into a (chunks, slots, heads, G, 64) buffer, then, after one fp32 softmax over every chunk of a row, the
@@ -17,9 +24,101 @@ from dataclasses import dataclass
 
 import torch
 
-from simpo_live.engine.kv_cache import SLOT_CHUNK, SlotCache, TokenWrite
+from simpo_live.intmath import ceil_div
+from simpo_live.model.args import ModelArgs
 
+SLOT_CHUNK = 64  # tokens per chunk of a slot: a multiple of 16 (decode pads keys to whole chunks)
 GATHER_BELOW = 0.4  # a chunk read by fewer than this share of the slots in its range is gathered, not sliced
+
+
+@dataclass
+class TokenWrite:
+    """Decode rows `rows` (None: all, in order) go to chunk `chunk` of slots `slots` at offsets `offsets`."""
+
+    chunk: int
+    rows: torch.Tensor | None
+    slots: torch.Tensor
+    offsets: torch.Tensor
+
+
+class SlotCache:
+    """`num_slots` fixed slots of `slot_len` positions, stored chunk-major (module docstring)."""
+
+    def __init__(self, args: ModelArgs, num_slots: int, slot_len: int, dtype: torch.dtype, device: torch.device):
+        self.num_slots = num_slots
+        self.slot_len = slot_len
+        self.max_chunks = ceil_div(slot_len, SLOT_CHUNK)
+        self.chunk_shape = (num_slots, args.num_key_value_heads, SLOT_CHUNK, args.head_dim)
+        self.dtype, self.device = dtype, device
+        self.num_layers = args.num_hidden_layers
+        self.k: list[list[torch.Tensor]] = [[] for _ in range(self.num_layers)]  # k[layer][chunk]
+        self.v: list[list[torch.Tensor]] = [[] for _ in range(self.num_layers)]
+
+    def locate(self, kv_start: int) -> int:
+        """The handle `write` and `context` take for the sequence at pool offset `kv_start`: its slot."""
+        return kv_start // self.slot_len
+
+    def reserve_chunks(self, count: int) -> None:
+        """Make chunks [0, count) exist in every layer."""
+        if count > self.max_chunks:
+            raise RuntimeError(f"position chunk {count - 1} is past the slot length {self.slot_len}")
+        for layer in range(self.num_layers):
+            for pools in (self.k[layer], self.v[layer]):
+                while len(pools) < count:
+                    pools.append(torch.zeros(self.chunk_shape, dtype=self.dtype, device=self.device))
+
+    def write(self, layer: int, slot: int, position: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store k, v (n, Hkv, D) at positions [position, position + n) of `slot`."""
+        end = position + k.shape[0]
+        self.reserve_chunks(ceil_div(end, SLOT_CHUNK))
+        while position < end:
+            chunk, offset = divmod(position, SLOT_CHUNK)
+            n = min(end - position, SLOT_CHUNK - offset)
+            row = k.shape[0] - (end - position)
+            self.k[layer][chunk][slot, :, offset:offset + n] = k[row:row + n].transpose(0, 1)
+            self.v[layer][chunk][slot, :, offset:offset + n] = v[row:row + n].transpose(0, 1)
+            position += n
+
+    def token_writes(self, slots: list[int], positions: list[int]) -> list[TokenWrite]:
+        """Where one new token per row goes (decode): row i at position positions[i] of slot slots[i]. Built once
+        per step and used by every layer; rows are grouped by chunk (usually one or two groups)."""
+        by_chunk: dict[int, list[int]] = {}
+        for row, position in enumerate(positions):
+            by_chunk.setdefault(position // SLOT_CHUNK, []).append(row)
+        self.reserve_chunks(max(by_chunk) + 1)
+        writes = []
+        for chunk, rows in by_chunk.items():
+            every_row = len(rows) == len(positions)
+            writes.append(TokenWrite(
+                chunk=chunk,
+                rows=None if every_row else torch.tensor(rows, device=self.device),
+                slots=torch.tensor([slots[r] for r in rows], device=self.device),
+                offsets=torch.tensor([positions[r] % SLOT_CHUNK for r in rows], device=self.device)))
+        return writes
+
+    def write_tokens(self, layer: int, writes: list[TokenWrite], k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store k, v (B, Hkv, D) of the decode rows as planned by `token_writes`."""
+        for w in writes:
+            self.k[layer][w.chunk][w.slots, :, w.offsets] = k if w.rows is None else k[w.rows]
+            self.v[layer][w.chunk][w.slots, :, w.offsets] = v if w.rows is None else v[w.rows]
+
+    def context(self, layer: int, slot: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (Hkv, length, D) of positions [0, length) of `slot` (copies)."""
+        count = ceil_div(length, SLOT_CHUNK)
+        keys = torch.cat([self.k[layer][c][slot] for c in range(count)], dim=1)[:, :length]
+        values = torch.cat([self.v[layer][c][slot] for c in range(count)], dim=1)[:, :length]
+        return keys, values
+
+    def plan_decode(self, spans: list[tuple[int, int]]) -> SlotDecodePlan:
+        """Decode metadata for rows spans[i] = (slot, length incl. the new token), built once per step."""
+        return plan_slot_decode(self, [slot for slot, _ in spans], [n for _, n in spans])
+
+    def decode(self, layer: int, plan: SlotDecodePlan, q: torch.Tensor, k: torch.Tensor,
+               v: torch.Tensor) -> torch.Tensor:
+        return slot_decode_attention(self, layer, plan, q, k, v)
+
+    def free(self) -> None:
+        self.k, self.v = [], []
 
 
 @dataclass
@@ -45,7 +144,7 @@ def plan_slot_decode(cache: SlotCache, slots: list[int], lengths: list[int]) -> 
     slot_lengths = [1] * num_slots
     for slot, length in zip(slots, lengths):
         slot_lengths[slot] = length
-    num_chunks = -(-max(lengths) // SLOT_CHUNK)
+    num_chunks = ceil_div(max(lengths), SLOT_CHUNK)
     reads = []
     for chunk in range(num_chunks):
         reaching = [s for s, n in enumerate(slot_lengths) if n > chunk * SLOT_CHUNK]
@@ -111,7 +210,7 @@ def slot_decode_attention(cache: SlotCache, layer: int, plan: SlotDecodePlan, q:
         if index is None:
             out[lo:hi] += part
         else:
-            out.index_copy_(0, index, out.index_select(0, index) + part)  # index_add_ is ~5x slower here
+            out.index_copy_(0, index, out.index_select(0, index) + part)  # index_add_ is slower here (docs/decisions.md)
     if plan.row_slots is not None:
         out = out.index_select(0, plan.row_slots)
     return out.view(rows, num_heads, head_dim)
