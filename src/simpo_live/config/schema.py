@@ -5,11 +5,13 @@ Code below `config/` trusts these objects: ranges, enums and cross-field rules a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from simpo_live.config.onpolicy import OnPolicyConfig
+from simpo_live.config.section import MAX_SEED, MODULE_FUNCTION, Section
 
 # The engine's and the prompt sources' own defaults and bounds: one definition per knob.
 from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
@@ -20,15 +22,7 @@ BUNDLED_MODEL = ASSETS / "tiny-reverse"
 BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
 
 
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
-MODULE_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 PROMPT_SOURCES = ("prompts", "prompts_path", "synthetic_prompt_count", "heldout_prompt_count")
-
-
-class Section(BaseModel):
-    # allow_inf_nan=False: no float key has a meaning at NaN or infinity; they only make training non-finite.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
-                              allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -265,6 +259,7 @@ class SimpoConfig(Section):
     trainer: TrainerConfig = TrainerConfig()
     tracker: TrackerConfig = TrackerConfig()
     inference_eval: InferenceEvalConfig = InferenceEvalConfig()
+    onpolicy: OnPolicyConfig = OnPolicyConfig()
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> SimpoConfig:

@@ -1,0 +1,16 @@
+"""The base of every config section, and the bounds and patterns several sections share."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict
+
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+MODULE_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+class Section(BaseModel):
+    # allow_inf_nan=False: no float key has a meaning at NaN or infinity; they only make training non-finite.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
