@@ -45,8 +45,12 @@ class RoundPlan:
     timeout_sec: float
 
     def prompts_for(self, step: int) -> list[tuple[str, str]]:
-        """Round k (the k-th scheduled step) takes items [k*N, (k+1)*N) of the pool's seeded epoch permutations:
-        every prompt once before any repeats, a pure function of the round."""
-        number = self.schedule.index(step)
-        indices = global_batch_indices(len(self.pool), self.prompts_per_round, number, self.seed)
+        """The (prompt, source) list of the round at `step`; its positions are the round's global prompt indices."""
+        indices = round_prompt_indices(len(self.pool), self.prompts_per_round, self.schedule.index(step), self.seed)
         return [self.pool[i] for i in indices]
+
+
+def round_prompt_indices(num_prompts: int, per_round: int, round_number: int, seed: int) -> list[int]:
+    """Round k takes items [k*N, (k+1)*N) of the pool's seeded epoch permutations: every prompt once before any
+    repeats, a pure function of the round (the offline batches' order function, over prompts)."""
+    return global_batch_indices(num_prompts, per_round, round_number, seed)
