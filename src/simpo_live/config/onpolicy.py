@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from simpo_live.config.section import MAX_SEED, MODULE_FUNCTION, Section
+from simpo_live.config.section import MAX_SEED, ScorerSpec, Section
 from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
 
 
@@ -37,7 +37,7 @@ class OnPolicyConfig(Section):
     """Top-k cutoff; 0 disables it."""
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     """Sampling seed root; defaults to one derived from trainer.seed (distinct from the eval's)."""
-    scorer: str | None = None
+    scorer: ScorerSpec = None
     """Score source: 'module:function' called per sample row (dict with prompt and generated_text), a float."""
     reward_model: str | None = None
     """Score source: a local HF sequence-classification reward model ('bundled:NAME' for a shipped one)."""
@@ -59,13 +59,6 @@ class OnPolicyConfig(Section):
     """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for a round; defaults to trainer.distributed_timeout_sec."""
-
-    @field_validator("scorer")
-    @classmethod
-    def _module_function(cls, spec: str | None) -> str | None:
-        if spec is not None and not MODULE_FUNCTION.fullmatch(spec):
-            raise ValueError("expected 'module:function', e.g. 'my_scorers:score'")
-        return spec
 
     @model_validator(mode="after")
     def _one_score_source(self) -> OnPolicyConfig:

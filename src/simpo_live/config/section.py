@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 MODULE_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _module_function(spec: str | None) -> str | None:
+    if spec is not None and not MODULE_FUNCTION.fullmatch(spec):
+        raise ValueError("expected 'module:function', e.g. 'my_scorers:score'")
+    return spec
+
+
+ScorerSpec = Annotated[str | None, AfterValidator(_module_function)]
+"""A user scorer, 'module:function', or None."""
 
 
 class Section(BaseModel):
