@@ -34,3 +34,19 @@ def test_pairs_tokenise_as_offline_data_and_over_long_ones_are_counted(tmp_path,
     text = word_tokenizer.apply_chat_template(rows[0]["chosen"], tokenize=False)
     assert pairs[0].prompt_ids + pairs[0].chosen_ids == word_tokenizer(text, add_special_tokens=False).input_ids
     assert pairs[0].source.endswith(":prompt 1")
+
+
+def test_a_reward_model_score_source_scores_every_sample(task_reward_model):
+    from types import SimpleNamespace
+
+    import torch
+
+    from simpo_live.evals.reward import inspect_reward_model
+    from simpo_live.onpolicy.round import OnPolicyRound
+
+    plan = SimpleNamespace(reward_model=inspect_reward_model(str(task_reward_model)), reward_dtype=torch.float32,
+                           reward_batch_tokens=64)
+    rows = [{"prompt": "reverse: ba be", "generated_text": text, "finish_reason": "stop", "global_prompt_index": 0,
+             "sample_index": i} for i, text in enumerate(["be ba", "ba be", "be"])]
+    OnPolicyRound(plan, source=None).score(rows, SimpleNamespace(device=torch.device("cpu")))
+    assert all(row["score"] == row["reward"] for row in rows) and len({row["score"] for row in rows}) == 3

@@ -1,11 +1,21 @@
-"""On-policy training end to end on one process: two rounds, their files (UltraFeedback layout, provenance), their
-logged numbers, and updates that train on exactly the round's pairs in the round's seeded order."""
+"""On-policy training end to end: one process with two rounds (their files in the UltraFeedback layout with
+provenance, their logged numbers, updates that train on exactly the round's pairs in the round's seeded order), and
+real torchrun with 2 ranks (DDP, gloo/CPU) making the same pairs as one process.
+
+Under torchrun each rank generates and scores its contiguous slice of the round's prompts and every rank trains on
+all hosts' pairs. The step-2 round samples from weights trained on step-0 pairs, which DDP reproduces bitwise at
+this shape (global batch 8, micro-batch 4; see test_torchrun_training.py), so the pairs must be equal, not close.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+
+import torch
+from launchers import read_jsonl, train_torchrun
+from safetensors.torch import load_file
 
 from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
@@ -16,13 +26,15 @@ from simpo_live.tracking import read_metrics
 from simpo_live.train.run import run_training
 
 ROUNDS, PROMPTS, SAMPLES = (0, 2), 6, 4
+PER_HOST = ("process_index", "process_count", "config_digest")  # the digest covers run_dir
 
 
 def onpolicy_overrides(task_assets, run_dir, steps: int = 4) -> list[str]:
     return quick_run_overrides(task_assets, run_dir, steps=steps) + [
         "--onpolicy.enabled=true", f"--onpolicy.at_steps=[{','.join(map(str, ROUNDS))}]",
         f"--onpolicy.prompts_per_round={PROMPTS}", f"--onpolicy.samples_per_prompt={SAMPLES}",
-        "--onpolicy.max_new_tokens=6", "--onpolicy.scorer=tests_scorers:word_count"]
+        "--onpolicy.max_new_tokens=6", "--onpolicy.scorer=tests_scorers:word_count",
+        "--trainer.distributed_timeout_sec=60"]
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +96,24 @@ def test_each_round_is_logged_and_reported(run):
             assert f"onpolicy/{key}" in row
         assert row["onpolicy/score_gap_mean"] > 0
     assert "id='onpolicy-rounds'" in (run / "report.html").read_text()
+
+
+def pair_rows(run_dir, step: int, world_size: int) -> list[list[dict]]:
+    directory = run_dir / "onpolicy" / f"round_{step:06d}"
+    return [[{k: v for k, v in row.items() if k not in PER_HOST}
+             for row in read_jsonl(directory / f"host_{i:04d}_of_{world_size:04d}.jsonl")] for i in range(world_size)]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_two_ranks_make_the_pairs_of_one_and_train_to_the_same_weights(run, task_assets, tmp_path):
+    two = tmp_path / "two"
+    train_torchrun(onpolicy_overrides(task_assets, two))
+    for step in ROUNDS:
+        (want,), got = pair_rows(run, step, 1), pair_rows(two, step, 2)
+        assert want and got[0] + got[1] == want, f"round {step}"
+        assert {r["global_prompt_index"] for r in got[0]} <= {0, 1, 2} and \
+            {r["global_prompt_index"] for r in got[1]} <= {3, 4, 5}  # shard_bounds(6, rank, 2): contiguous slices
+    final = "checkpoints/step_000004/model.safetensors"
+    a, b = load_file(run / final), load_file(two / final)
+    assert all(torch.equal(a[name], b[name]) for name in a), "final weights differ"
