@@ -66,8 +66,10 @@ def test_killed_during_and_after_a_round_resumes_to_the_same_run(task_assets, tm
         time.sleep(point.delay_sec)
         attempt.signal_all(signal.SIGKILL)
         attempt.finish()
-        committed = (actual / "onpolicy" / "round_000003" / "round.json").is_file()
-        hits.append(f"{point.phase} +{point.delay_sec:.3f}s (round 3 {'committed' if committed else 'not committed'})")
+        round_3 = actual / "onpolicy" / "round_000003"
+        state = "committed" if (round_3 / "round.json").is_file() else \
+            "host file done" if (round_3 / "host_0000_of_0001.done").is_file() else "no host file"
+        hits.append(f"{point.phase} +{point.delay_sec:.3f}s (round 3: {state})")
     assert (actual / "checkpoints" / "step_000004").is_dir() and not (actual / "checkpoints" / "step_000006").exists()
     assert run_training(load_config(overrides=overrides(task_assets, actual))) == 0
     print(f"\nkill seed {seed}: " + "; ".join(hits) + f" ({time.monotonic() - began:.1f}s)")
