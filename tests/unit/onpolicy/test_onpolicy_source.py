@@ -71,3 +71,18 @@ def test_rounds_take_the_next_prompts_until_every_prompt_was_used():
     first_epoch = rounds[0] + rounds[1] + rounds[2][:2]
     assert sorted(first_epoch) == list(range(10))
     assert round_prompt_indices(10, 4, 1, seed=2) == rounds[1]  # a pure function of the round
+
+
+def test_the_prompt_pool_is_each_training_prompt_once_or_the_prompt_file(tmp_path):
+    from types import SimpleNamespace
+
+    from simpo_live.onpolicy.register import prompt_pool
+
+    train = [TokenizedPair([1], [2], [3], f"prefs.jsonl:{i + 1}", text) for i, text in enumerate("abacb")]
+    session = SimpleNamespace(data=SimpleNamespace(train=train))
+    assert prompt_pool(SimpleNamespace(prompts_path=None), session) == [
+        ("a", "prefs.jsonl:1"), ("b", "prefs.jsonl:2"), ("c", "prefs.jsonl:4")]
+    path = tmp_path / "prompts.txt"
+    path.write_text("first\n\nsecond\n")
+    assert prompt_pool(SimpleNamespace(prompts_path=str(path)), session) == [
+        ("first", f"{path}:1"), ("second", f"{path}:3")]
