@@ -28,3 +28,8 @@ def stall_on_rank_1(row):
     if os.environ.get("RANK") == "1":
         time.sleep(float(os.environ.get("SIMPO_TEST_STALL_SEC", "60")))
     return 0.0
+
+
+def word_count(row):
+    """A graded score a random model's samples rarely tie on: the number of words generated."""
+    return float(len(row["generated_text"].split()))

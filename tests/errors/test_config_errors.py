@@ -72,6 +72,8 @@ CASES = [
          ["synthetic_prompt_template must contain {{index}}"]),
     Case("scorer_not_module_function", ["config", "--inference_eval.scorer=score"], 2,
          ["--inference_eval.scorer=score: inference_eval.scorer: expected 'module:function'"]),
+    Case("onpolicy_without_score_source", ["config", "--onpolicy.enabled=true", "--onpolicy.every=10"], 2,
+         ["onpolicy: give exactly one score source, onpolicy.scorer or onpolicy.reward_model"]),
     Case("every_problem_at_once", ["config", "--beta=inf", "--trainer.seed=x", "--trainer.bogus=1"], 2,
          ["--beta=inf: beta", "--trainer.seed=x: trainer.seed", "--trainer.bogus=1: trainer.bogus: unknown key"]),
     Case("cuda_without_cuda", ["train", *QUICK, "--trainer.device=cuda"], 1,

@@ -5,11 +5,13 @@ Code below `config/` trusts these objects: ranges, enums and cross-field rules a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
+
+from simpo_live.config.onpolicy import OnPolicyConfig
+from simpo_live.config.section import MAX_SEED, ScorerSpec, Section
 
 # The engine's and the prompt sources' own defaults and bounds: one definition per knob.
 from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
@@ -20,15 +22,7 @@ BUNDLED_MODEL = ASSETS / "tiny-reverse"
 BUNDLED_DATA = ASSETS / "data" / "reverse_prefs.jsonl"
 
 
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
-MODULE_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 PROMPT_SOURCES = ("prompts", "prompts_path", "synthetic_prompt_count", "heldout_prompt_count")
-
-
-class Section(BaseModel):
-    # allow_inf_nan=False: no float key has a meaning at NaN or infinity; they only make training non-finite.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
-                              allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -199,7 +193,7 @@ class InferenceEvalConfig(Section):
     """in_process: generate inside the trainer; subprocess: save weights and run `simpo-live sample`."""
     on_error: Literal["raise", "warn"] = "raise"
     """On a failed eval: stop the run, or record the error and keep training."""
-    scorer: str | None = None
+    scorer: ScorerSpec = None
     """'module:function' called per row (dict) returning a float; its mean is logged (and win rates use it when no
     reward_model is set)."""
     reward_model: str | None = None
@@ -212,13 +206,6 @@ class InferenceEvalConfig(Section):
     """Token budget of one scoring batch (rows x the longest row; rows are sorted by length first)."""
     timeout_sec: float | None = Field(None, gt=0)
     """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
-
-    @field_validator("scorer")
-    @classmethod
-    def _module_function(cls, spec: str | None) -> str | None:
-        if spec is not None and not MODULE_FUNCTION.fullmatch(spec):
-            raise ValueError("expected 'module:function', e.g. 'my_scorers:score'")
-        return spec
 
     @model_validator(mode="after")
     def _one_prompt_source(self) -> InferenceEvalConfig:
@@ -265,6 +252,7 @@ class SimpoConfig(Section):
     trainer: TrainerConfig = TrainerConfig()
     tracker: TrackerConfig = TrackerConfig()
     inference_eval: InferenceEvalConfig = InferenceEvalConfig()
+    onpolicy: OnPolicyConfig = OnPolicyConfig()
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> SimpoConfig:

@@ -53,10 +53,9 @@ class RewardModelInfo:
         return {"reward_model": str(self.path), "reward_model_config_digest": self.config_digest}
 
 
-def inspect_reward_model(spec: str) -> RewardModelInfo:
+def inspect_reward_model(spec: str, key: str = "inference_eval.reward_model") -> RewardModelInfo:
     """Check the directory looks like a one-output sequence-classification model; ConfigError naming the problem."""
     path = resolve_reward_model_path(spec)
-    key = "inference_eval.reward_model"
     config_file = path / "config.json"
     if not config_file.is_file():
         raise ConfigError([f"{key}: {path} is not a Hugging Face model directory (no config.json)"])
@@ -88,7 +87,8 @@ def count_parameters(shards: list[Path]) -> int:
     return total
 
 
-def check_reward_context(info: RewardModelInfo, prompts: list[str], max_new_tokens: int) -> None:
+def check_reward_context(info: RewardModelInfo, prompts: list[str], max_new_tokens: int,
+                         section: str = "inference_eval") -> None:
     """Before step 1: the longest prompt in the reward model's template plus max_new_tokens must fit its context
     (answers are counted in the policy's tokens, so a reward model with another tokenizer is checked roughly)."""
     if info.max_positions is None or not prompts:
@@ -97,9 +97,9 @@ def check_reward_context(info: RewardModelInfo, prompts: list[str], max_new_toke
     lengths = [len(encode_conversation(tokenizer, p, "")) for p in prompts]
     longest = max(range(len(prompts)), key=lambda i: lengths[i])
     if lengths[longest] + max_new_tokens > info.max_positions:
-        raise ConfigError([f"inference_eval.reward_model: prompt {longest} is {lengths[longest]} tokens in the reward "
+        raise ConfigError([f"{section}.reward_model: prompt {longest} is {lengths[longest]} tokens in the reward "
                            f"model's template; with max_new_tokens {max_new_tokens} it can exceed the reward model's "
-                           f"context of {info.max_positions}: lower inference_eval.max_new_tokens"])
+                           f"context of {info.max_positions}: lower {section}.max_new_tokens"])
 
 
 def load_reward_tokenizer(info: RewardModelInfo):

@@ -16,6 +16,7 @@ from simpo_live.report.charts import histogram, line_chart
 from simpo_live.report.collect import RunData, collect_run
 from simpo_live.report.generations import generations_section
 from simpo_live.report.headline import headline_section, quality_section
+from simpo_live.report.rounds import rounds_section
 
 MAX_REPORT_PROMPTS = 256
 
@@ -106,7 +107,8 @@ def render_report(data: RunData) -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>simpo-live report: {html.escape(data.run_dir.name)}"
             f"</title><style>{STYLE}</style></head><body><h1>simpo-live run <code>{html.escape(str(data.run_dir))}"
             f"</code></h1><p class='muted'>last logged step {last}; {len(data.summaries)} eval steps</p>"
-            + headline_section(data) + quality_section(data) + training_section(data) + eval_section(data)
+            + headline_section(data) + quality_section(data) + training_section(data)
+            + rounds_section(data.run_dir) + eval_section(data)
             + generations_section(data) + "</body></html>")
 
 

@@ -7,7 +7,7 @@ a logged row.
 
 from __future__ import annotations
 
-from simpo_live.data import collate_pairs, global_batch_indices, rank_slice
+from simpo_live.data import collate_pairs, rank_slice
 from simpo_live.errors import NonFiniteError
 from simpo_live.train.checkpoint import latest_checkpoint
 from simpo_live.train.periodic import checkpoint_hook
@@ -19,12 +19,10 @@ from simpo_live.train.step import train_step
 
 def micro_batches_for_step(session: TrainingSession, step: int):
     """This rank's part of global batch `step` (0-based), split into micro-batches."""
-    cfg = session.cfg.trainer
-    indices = global_batch_indices(len(session.data.train), cfg.train_batch_size, step, cfg.seed)
-    mine = rank_slice(indices, session.rank.rank, session.rank.world_size)
+    pairs = session.pairs.batch(step)  # the offline data, or the latest on-policy round's pairs (onpolicy/)
+    mine = rank_slice(pairs, session.rank.rank, session.rank.world_size)
     size = session.micro_batch_size
-    return [collate_pairs([session.data.train[i] for i in mine[s: s + size]], session.pad_id)
-            for s in range(0, len(mine), size)]
+    return [collate_pairs(mine[s: s + size], session.pad_id) for s in range(0, len(mine), size)]
 
 
 def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -> None:

@@ -30,7 +30,7 @@ NEUTRAL_KEYS = (
     "trainer.allow_config_change", "trainer.preemption_grace_sec", "trainer.log_every", "trainer.on_non_finite",
     "inference_eval.timeout_sec", "inference_eval.max_seqs", "inference_eval.max_pages",
     "inference_eval.hbm_utilization", "inference_eval.max_tokens_per_round", "inference_eval.max_logged_samples",
-    "tracker.",
+    "onpolicy.timeout_sec", "onpolicy.max_seqs", "onpolicy.hbm_utilization", "tracker.",
 )
 
 

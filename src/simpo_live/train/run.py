@@ -55,6 +55,7 @@ def run_training(cfg: SimpoConfig) -> int:
                 return 0
             register_trainer_hooks(session)
             register_eval_hooks(session)  # reads prompts, imports the scorer, checks the eval fits
+            register_onpolicy_rounds(session)  # after the eval of a step, before its checkpoint
             register_checkpoint_hook(session)
             open_run_dir(session, changes)
             if rank.is_leader and session.resumed_from is not None:
@@ -96,6 +97,13 @@ def close_process_group() -> None:
     except RuntimeError:
         pass  # a failed run: a peer may be gone already; tear down regardless
     dist.destroy_process_group()
+
+
+def register_onpolicy_rounds(session) -> None:
+    """On-policy rounds (config section onpolicy), when enabled; they switch the session's pair source."""
+    from simpo_live.onpolicy.register import register_onpolicy_rounds as register
+
+    register(session)
 
 
 def register_eval_hooks(session) -> None:

@@ -16,6 +16,7 @@ import torch
 from simpo_live.config import SimpoConfig, config_to_yaml
 from simpo_live.config.load import ConfigError
 from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
+from simpo_live.data.stream import PairStream, SeededPairs
 from simpo_live.distributed.env import RankInfo, init_process_group, intra_op_threads, rank_info
 from simpo_live.distributed.gather import gather_to_all
 from simpo_live.distributed.loading import load_for_training
@@ -49,6 +50,8 @@ class TrainingSession:
     micro_batch_size: int
     pad_id: int
     tracker: Tracker
+    pairs: PairStream
+    """Where each update's global batch comes from: the offline data (SeededPairs) or on-policy rounds."""
     step: int = 0
     resumed_from: Path | None = None
     last_checkpoint_step: int | None = None
@@ -142,6 +145,7 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
         micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
+        pairs=SeededPairs(data.train, cfg.trainer.train_batch_size, cfg.trainer.seed),
         step=state.step if state else 0, resumed_from=resume_path,
         last_checkpoint_step=state.step if state else None, skipped_updates=state.skipped_updates if state else 0,
     )

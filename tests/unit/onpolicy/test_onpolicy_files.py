@@ -1,0 +1,52 @@
+"""A round's files: a host counts only once its done marker exists, every host's pairs are read in global prompt
+order, a prompt paired on two hosts is an error, and the pairs tokenise like offline data (over-long ones dropped)."""
+
+import json
+
+import pytest
+
+from simpo_live.onpolicy.files import read_host_stats, read_pair_rows, tokenize_pair_rows, write_host
+from simpo_live.onpolicy.pairs import messages
+
+
+def pair(index: int, chosen: str = "w2 w1", rejected: str = "w1") -> dict:
+    prompt = f"reverse: w{index}"
+    return {"prompt": prompt, "chosen": messages(prompt, chosen), "rejected": messages(prompt, rejected),
+            "global_prompt_index": index}
+
+
+def test_hosts_are_read_in_global_order_once_done(tmp_path):
+    write_host(tmp_path, [pair(3), pair(4)], {"pairs": 2}, 1, 2)
+    assert read_host_stats(tmp_path, 1, 2) == {"pairs": 2} and read_host_stats(tmp_path, 0, 2) is None
+    with pytest.raises(FileNotFoundError, match="host 0 of 2 has not finished"):
+        read_pair_rows(tmp_path, 2)
+    write_host(tmp_path, [pair(0), pair(2)], {"pairs": 2}, 0, 2)
+    assert [row["global_prompt_index"] for row in read_pair_rows(tmp_path, 2)] == [0, 2, 3, 4]
+    (tmp_path / "host_0001_of_0002.jsonl").write_text(json.dumps(pair(2)) + "\n")
+    with pytest.raises(ValueError, match="prompt 2 is paired twice"):
+        read_pair_rows(tmp_path, 2)
+
+
+def test_pairs_tokenise_as_offline_data_and_over_long_ones_are_counted(tmp_path, word_tokenizer):
+    rows = [pair(1), pair(2, chosen=" ".join(["w5"] * 40))]
+    pairs, dropped = tokenize_pair_rows(rows, tmp_path, word_tokenizer, max_seq_len=24, max_prompt_len=16)
+    assert dropped == 1 and len(pairs) == 1
+    text = word_tokenizer.apply_chat_template(rows[0]["chosen"], tokenize=False)
+    assert pairs[0].prompt_ids + pairs[0].chosen_ids == word_tokenizer(text, add_special_tokens=False).input_ids
+    assert pairs[0].source.endswith(":prompt 1")
+
+
+def test_a_reward_model_score_source_scores_every_sample(task_reward_model):
+    from types import SimpleNamespace
+
+    import torch
+
+    from simpo_live.evals.reward import inspect_reward_model
+    from simpo_live.onpolicy.round import OnPolicyRound
+
+    plan = SimpleNamespace(reward_model=inspect_reward_model(str(task_reward_model)), reward_dtype=torch.float32,
+                           reward_batch_tokens=64)
+    rows = [{"prompt": "reverse: ba be", "generated_text": text, "finish_reason": "stop", "global_prompt_index": 0,
+             "sample_index": i} for i, text in enumerate(["be ba", "ba be", "be"])]
+    OnPolicyRound(plan, source=None).score(rows, SimpleNamespace(device=torch.device("cpu")))
+    assert all(row["score"] == row["reward"] for row in rows) and len({row["score"] for row in rows}) == 3
