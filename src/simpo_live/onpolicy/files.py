@@ -15,7 +15,7 @@ from typing import Any
 from simpo_live.atomic import atomic_write
 from simpo_live.data.records import parse_record
 from simpo_live.data.tokenize import TokenizedPair, tokenize_records
-from simpo_live.evals.generation import host_file_name, is_host_done, write_host_file
+from simpo_live.host_files import host_file_name, host_file_path, is_host_done, read_host_file, write_host_file
 
 SUMMARY = "round.json"
 
@@ -57,15 +57,13 @@ def read_pair_rows(directory: Path, world_size: int) -> list[dict[str, Any]]:
     """Every host's pair rows in global prompt order; a prompt paired twice is an error, not a silent pick."""
     rows: dict[int, dict[str, Any]] = {}
     for rank in range(world_size):
-        path = directory / host_file_name(rank, world_size)
+        path = host_file_path(directory, rank, world_size)
         if not is_host_done(directory, rank, world_size):
             raise FileNotFoundError(f"{path}: host {rank} of {world_size} has not finished the round")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line:
-                row = json.loads(line)
-                if row["global_prompt_index"] in rows:
-                    raise ValueError(f"{path}: prompt {row['global_prompt_index']} is paired twice in the round")
-                rows[row["global_prompt_index"]] = row
+        for row in read_host_file(path):
+            if row["global_prompt_index"] in rows:
+                raise ValueError(f"{path}: prompt {row['global_prompt_index']} is paired twice in the round")
+            rows[row["global_prompt_index"]] = row
     return [rows[index] for index in sorted(rows)]
 
 

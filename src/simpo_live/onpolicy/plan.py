@@ -3,7 +3,6 @@ sampling, engine, score source, data limits, where the files go."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +13,13 @@ from simpo_live.engine import EngineConfig
 from simpo_live.evals.generation import GenerationSettings
 from simpo_live.evals.reward import RewardModelInfo
 from simpo_live.evals.scorer import Scorer
+from simpo_live.seeds import labelled_seed
 
 
 def sampling_seed(run_seed: int) -> int:
     """The rounds' sampling seed root when onpolicy.seed is unset: derived from the run seed, distinct from the
     eval's (which uses the run seed itself), so a round never replays an eval's sampling noise."""
-    digest = hashlib.sha256(f"simpo-live/onpolicy-sampling/{run_seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return labelled_seed("onpolicy-sampling", run_seed)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ class OnPolicyRound:
         if not prompts:
             return []
         began = time.perf_counter()
-        with Engine.from_model(model, ctx.tokenizer, self.plan.engine) as engine:
+        with Engine(model, ctx.tokenizer, self.plan.engine) as engine:
             times["engine_creation_time_sec"] = time.perf_counter() - began
             began = time.perf_counter()
             rows = generate_shard(engine, prompts, start, self.plan.settings, ctx.step, ctx.rank.rank,

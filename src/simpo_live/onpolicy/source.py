@@ -8,16 +8,14 @@ run that reloads the round's files therefore draws the same batches bitwise.
 
 from __future__ import annotations
 
-import hashlib
-
 from simpo_live.data.stream import SeededPairs
 from simpo_live.data.tokenize import TokenizedPair
+from simpo_live.seeds import labelled_seed
 
 
 def round_order_seed(seed: int, round_step: int) -> int:
     """The seed of a round's pair order: distinct per round, unrelated to the offline order."""
-    digest = hashlib.sha256(f"simpo-live/onpolicy/{seed}/{round_step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return labelled_seed("onpolicy", seed, round_step)
 
 
 def offline_share(batch_size: int, offline_fraction: float) -> int:
