@@ -1,7 +1,8 @@
 """Plan inputs from a config (and, in a live session, the tokenized data and the device), and the device's budget.
 
 Without data (the `plan` command) the longest micro-batch is bounded by data.max_seq_len; in the pre-flight it is
-the longest pair of the data. The eval terms assume every sequence of the eval decodes at once (inference_eval
+the longest pair of the data, or of what an on-policy round can make. The reward-model term is the larger of
+the eval's and the rounds'; a round's engine sizes its own KV cache from free memory, like the eval's. The eval terms assume every sequence of the eval decodes at once (inference_eval
 max_seqs, or max_pages when set): the engine sizes its own cache from free memory, so this is what it needs.
 """
 
@@ -25,12 +26,22 @@ from simpo_live.plan.terms import PlanInputs
 DTYPE_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 
 
+# Tokens the chat template adds around a generated answer (end of turn and the like): an on-policy pair's
+# response is at most onpolicy.max_new_tokens plus these.
+TEMPLATE_RESPONSE_MARGIN = 8
+
+
 def longest_micro_batch(cfg: SimpoConfig, pairs: list[TokenizedPair] | None) -> tuple[int, int]:
-    """(padded row length, scored positions per row) of the worst micro-batch: every row as long as the longest."""
+    """(padded row length, scored positions per row) of the worst micro-batch: every row as long as the longest,
+    of the data's pairs or of the pairs an on-policy round can make."""
     if not pairs:
         return cfg.data.max_seq_len, cfg.data.max_seq_len - 1
     seq_len = max(len(p.prompt_ids) + max(len(p.chosen_ids), len(p.rejected_ids)) for p in pairs)
     response = max(max(len(p.chosen_ids), len(p.rejected_ids)) for p in pairs)
+    if cfg.onpolicy.enabled:  # a round's pairs are tokenised under the same limits as the data's
+        round_response = min(cfg.data.max_seq_len - 1, cfg.onpolicy.max_new_tokens + TEMPLATE_RESPONSE_MARGIN)
+        response = max(response, round_response)
+        seq_len = max(seq_len, min(cfg.data.max_seq_len, cfg.data.max_prompt_len + round_response))
     return seq_len, response
 
 
@@ -51,16 +62,16 @@ def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: boo
 
 
 def eval_reward_model_bytes(cfg: SimpoConfig, device_type: str) -> int:
-    """The eval's reward model in its scoring dtype plus one scoring batch; 0 without one. It is loaded once the
-    engine and the replica are gone, so counting it beside them in the eval phase is an upper bound."""
-    ie = cfg.inference_eval
-    if not (ie.enabled and ie.reward_model):
-        return 0
+    """The larger of the eval's and the on-policy rounds' reward model, in its scoring dtype plus one scoring
+    batch; 0 without one. It is loaded once the engine and the replica are gone, so counting it beside them in
+    the eval phase is an upper bound."""
     from simpo_live.evals.reward import inspect_reward_model, reward_dtype, reward_model_bytes
 
-    info = inspect_reward_model(ie.reward_model)
-    return reward_model_bytes(info, reward_dtype(ie.reward_model_dtype, torch.device(device_type)),
-                              ie.reward_batch_tokens)
+    sections = {"inference_eval": cfg.inference_eval, "onpolicy": cfg.onpolicy}
+    return max((reward_model_bytes(inspect_reward_model(s.reward_model, key=f"{name}.reward_model"),
+                                   reward_dtype(s.reward_model_dtype, torch.device(device_type)),
+                                   s.reward_batch_tokens)
+                for name, s in sections.items() if s.enabled and s.reward_model), default=0)
 
 
 def plan_inputs(cfg: SimpoConfig, args: ModelArgs, world_size: int, device_type: str,

@@ -106,3 +106,20 @@ def test_knobs_combine_when_no_single_one_fits():
     both = plan_of("--trainer.logprob_chunk_tokens=auto", "--trainer.activation_checkpointing=true",
                    device_gib=0.9, args=large_vocab)
     assert both.fits  # the combination, applied through the config, really fits
+
+
+def test_on_policy_pairs_and_their_reward_model_bound_the_plan():
+    """A round's pairs can be longer than the data's (prompt + max_new_tokens + template), and its reward model
+    is counted when the eval has none."""
+    base = ["--data.max_seq_len=1024", "--data.max_prompt_len=600", "--trainer.micro_batch_size=2",
+            "--trainer.train_batch_size=2"]
+    offline = plan_of(*base).inputs
+    assert (offline.seq_len, offline.response_tokens) == (500, 4 * 200)  # the data's longest pair
+    rounds = ["--onpolicy.enabled=true", "--onpolicy.every=10", "--onpolicy.max_new_tokens=300",
+              "--onpolicy.reward_model=bundled:tiny-reverse-rm"]
+    onpolicy = plan_of(*base, *rounds)
+    assert (onpolicy.inputs.seq_len, onpolicy.inputs.response_tokens) == (600 + 308, 4 * 308)
+    info = inspect_reward_model("bundled:tiny-reverse-rm")
+    assert dict((n, b) for n, _, b in onpolicy.terms)["reward model"] == reward_model_bytes(info, torch.float32, 16384)
+    capped = plan_of(*base, *rounds, "--onpolicy.max_new_tokens=5000").inputs
+    assert (capped.seq_len, capped.response_tokens) == (1024, 4 * 1023)  # never past data.max_seq_len
