@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from simpo_live.data import PairBatch, TokenizedPair, collate_pairs
+from simpo_live.distributed.parallel import gradient_sync, whole_value
 from simpo_live.train.logps import response_avg_logps
 from simpo_live.train.loss import SimpoLossOutput, simpo_loss
-from simpo_live.train.metrics import PairStats
+from simpo_live.train.metrics import PairStats, StepMetrics
 
 
 @dataclass(frozen=True)
@@ -40,24 +41,20 @@ def forward_pairs(model: torch.nn.Module, batch: PairBatch, settings: StepSettin
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, micro_batches: list[PairBatch],
-               settings: StepSettings) -> dict[str, float]:
+               settings: StepSettings) -> StepMetrics:
     """Accumulate gradients over this rank's micro-batches, clip, update; metrics are global means."""
     start = time.perf_counter()
     model.train()
     rank_pairs = sum(b.num_pairs for b in micro_batches)
     stats = PairStats()
     for i, batch in enumerate(micro_batches):
-        # DDP all-reduces gradients only on the last micro-batch of the update.
-        is_last = i == len(micro_batches) - 1
-        sync = contextlib.nullcontext() if is_last or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
+        with gradient_sync(model, enabled=i == len(micro_batches) - 1):
             out, chosen, rejected = forward_pairs(model, batch.to(settings.device), settings)
             # Per-rank mean over pairs; DDP's gradient averaging over equal rank batches makes it global.
             (out.losses.sum() / rank_pairs).backward()
         stats.add(out, chosen, rejected, batch.num_tokens)
     max_norm = settings.max_grad_norm if settings.max_grad_norm is not None else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+    grad_norm = whole_value(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
     lr = optimizer.param_groups[0]["lr"]
     stats = stats.all_reduce()
     # The loss sum and the gradient norm are global, so every rank takes the same decision: a non-finite update
@@ -72,20 +69,11 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - start
-    extra = {}
-    if settings.device.type == "cuda":
-        extra["train/peak_memory_gib"] = torch.cuda.max_memory_allocated(settings.device) / 2**30
-    if not is_finite:
-        extra["train/update_skipped"] = 1.0
-    return {
-        **extra,
-        **stats.means("train"),
-        "train/grad_norm": grad_norm,
-        "train/lr": lr,
-        "train/num_tokens": stats.num_tokens,
-        "train/tokens_per_sec": stats.num_tokens / elapsed,
-        "train/step_time_sec": elapsed,
-    }
+    peak_memory_gib = (torch.cuda.max_memory_allocated(settings.device) / 2**30
+                       if settings.device.type == "cuda" else None)
+    return StepMetrics(pairs=stats.pair_means(), grad_norm=grad_norm, lr=lr, num_tokens=stats.num_tokens,
+                       tokens_per_sec=stats.num_tokens / elapsed, step_time_sec=elapsed,
+                       update_skipped=not is_finite, peak_memory_gib=peak_memory_gib)
 
 
 @torch.no_grad()
