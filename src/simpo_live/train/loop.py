@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from simpo_live.data import collate_pairs, global_batch_indices, rank_slice
+from simpo_live.data import global_batch_indices, rank_micro_batches, rank_slice
 from simpo_live.errors import NonFiniteError
 from simpo_live.train.checkpoint import latest_checkpoint
 from simpo_live.train.metrics import StepMetrics
@@ -21,13 +21,12 @@ from simpo_live.train.step import train_step
 
 
 def micro_batches_for_step(session: TrainingSession, step: int):
-    """This rank's part of global batch `step` (0-based), split into micro-batches."""
+    """This rank's part of global batch `step` (0-based), split into micro-batches (as many on every rank)."""
     cfg = session.cfg.trainer
     indices = global_batch_indices(len(session.data.train), cfg.train_batch_size, step, cfg.seed)
-    mine = rank_slice(indices, session.rank.rank, session.rank.world_size)
-    size = session.micro_batch_size
-    return [collate_pairs([session.data.train[i] for i in mine[s: s + size]], session.pad_id)
-            for s in range(0, len(mine), size)]
+    world_size = session.rank.world_size
+    shares = [[session.data.train[i] for i in rank_slice(indices, r, world_size)] for r in range(world_size)]
+    return rank_micro_batches(shares, session.rank.rank, session.batching, session.pad_id)
 
 
 def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -> None:

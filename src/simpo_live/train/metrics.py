@@ -23,6 +23,13 @@ class PairStats:
     margin_correct: float = 0.0
     num_pairs: float = 0.0
     num_tokens: float = 0.0
+    """Non-padding tokens of the counted pairs."""
+    num_computed_tokens: float = 0.0
+    """Tokens computed, pads and filler micro-batches included."""
+    flops: float = 0.0
+    """Model FLOPs of the counted pairs (train/throughput.py)."""
+    num_ranks: float = 1.0
+    """Ranks summed into these statistics."""
 
     def add(self, out: SimpoLossOutput, chosen: torch.Tensor, rejected: torch.Tensor, num_tokens: int) -> None:
         self.loss += out.losses.detach().sum().item()
@@ -33,6 +40,10 @@ class PairStats:
         self.margin_correct += out.margin_correct.sum().item()
         self.num_pairs += out.losses.numel()
         self.num_tokens += num_tokens
+
+    def add_compute(self, num_computed_tokens: int, flops: float) -> None:
+        self.num_computed_tokens += num_computed_tokens
+        self.flops += flops
 
     def all_reduce(self) -> PairStats:
         """Sum over ranks (a no-op in one process)."""
@@ -72,7 +83,12 @@ class StepMetrics:
     num_tokens: float
     """Non-padding tokens of the update, all ranks."""
     tokens_per_sec: float
+    """Non-padding tokens per second."""
     step_time_sec: float
+    padding_share: float = 0.0
+    """Share of the computed tokens that were padding (or filler micro-batches)."""
+    mfu: float | None = None
+    """Model FLOPs per second over the devices' peak; None when no peak is known (a CPU without trainer.peak_flops)."""
     update_skipped: bool = False
     """The loss or gradient norm was not finite, so the update was not applied."""
     peak_memory_gib: float | None = None
@@ -87,7 +103,10 @@ class StepMetrics:
     def as_log(self) -> dict[str, float]:
         row = {f"train/{name}": value for name, value in asdict(self.pairs).items()}
         row.update({"train/grad_norm": self.grad_norm, "train/lr": self.lr, "train/num_tokens": self.num_tokens,
-                    "train/tokens_per_sec": self.tokens_per_sec, "train/step_time_sec": self.step_time_sec})
+                    "train/tokens_per_sec": self.tokens_per_sec, "train/step_time_sec": self.step_time_sec,
+                    "train/padding_share": self.padding_share})
+        if self.mfu is not None:
+            row["train/mfu"] = self.mfu
         if self.peak_memory_gib is not None:
             row["train/peak_memory_gib"] = self.peak_memory_gib
         if self.update_skipped:
