@@ -2,8 +2,8 @@
 cpo_alpha=0), run by the interpreter of TRL's own virtual environment.
 
 Reads a JSON job (model directory, preference file, pairs per update, max length, precision, steps), trains, and
-prints one JSON line: wall and CPU seconds and non-padding / computed tokens of each measured update (after the warm-up ones).
-Only the updates are timed (TrainerCallback on_step_begin -> on_step_end); dataset preparation is not.
+prints one JSON line: wall and CPU seconds and non-padding / computed tokens of each measured update (after the
+warm-up ones). Only the updates are timed (TrainerCallback on_step_begin -> on_step_end); dataset preparation is not.
 
     /path/to/trl-venv/bin/python benchmarks/peer_trl.py job.json
 """

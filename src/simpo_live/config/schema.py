@@ -130,11 +130,12 @@ class TrainerConfig(Section):
     activation_checkpointing: bool = False
     """Recompute each decoder layer's activations in backward (non-reentrant) instead of keeping them."""
     packing: bool = True
-    """Pack whole pairs end to end into padding-free micro-batches of up to micro_batch_tokens (positions restart
-    and attention stays within each sequence); false: right-padded micro-batches of micro_batch_size pairs."""
+    """Pack each micro-batch's pairs end to end into one padding-free row (positions restart and attention stays
+    within each sequence); false: right-padded rows, the reference layout."""
     micro_batch_tokens: Literal["auto"] | Annotated[int, Field(ge=2)] = "auto"
-    """Packing: most tokens per micro-batch (chosen + rejected of its pairs); at least 2 x data.max_seq_len so
-    any pair fits. auto: 2 x micro_batch_size x data.max_seq_len, the padded layout's largest micro-batch."""
+    """Packing: most tokens per micro-batch (chosen + rejected of its pairs; micro_batch_size still caps the pairs);
+    at least 2 x data.max_seq_len so any pair fits. auto: 2 x micro_batch_size x data.max_seq_len, the padded
+    layout's largest micro-batch, so only the pair count decides."""
     loss_type: Literal["sigmoid", "hinge"] = "sigmoid"
     """SimPO loss on z = beta * (margin - gamma_beta_ratio): sigmoid -log sigmoid(z) (the paper) or hinge
     relu(1 - z) (the SimPO repo's option)."""

@@ -1,5 +1,6 @@
-"""The micro-batches of one update on one rank: whole pairs packed into token streams up to a budget (or padded
-micro-batches of a fixed pair count, the reference layout), and as many on every rank.
+"""The micro-batches of one update on one rank: runs of consecutive whole pairs (at most micro_batch_size pairs,
+and packed, at most micro_batch_tokens tokens), packed into one padding-free row or right-padded (the reference
+layout), and as many on every rank.
 
 Pure functions of the pairs: every rank computes every rank's plan from the same global batch, so the ranks agree
 on the number of forward/backward passes (FSDP's all-gathers and reduce-scatters are collectives) without
@@ -18,9 +19,9 @@ from simpo_live.data.tokenize import TokenizedPair
 class MicroBatching:
     packed: bool
     micro_batch_size: int
-    """Padded layout: pairs per micro-batch."""
+    """Most pairs per micro-batch (both layouts)."""
     micro_batch_tokens: int
-    """Packed layout: most tokens per micro-batch (a pair alone over it still gets a micro-batch of its own)."""
+    """Packed layout: most tokens per micro-batch."""
 
 
 def pair_tokens(pair: TokenizedPair) -> int:
@@ -28,28 +29,23 @@ def pair_tokens(pair: TokenizedPair) -> int:
     return 2 * len(pair.prompt_ids) + len(pair.chosen_ids) + len(pair.rejected_ids)
 
 
-def pack_groups(token_counts: list[int], budget: int) -> list[list[int]]:
-    """Item indices in groups of at most `budget` tokens: first-fit decreasing (ties by index), which fills
-    groups well for few items; each group lists its indices in order."""
-    groups: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(range(len(token_counts)), key=lambda j: (-token_counts[j], j)):
-        fit = next((g for g, free in enumerate(room) if token_counts[i] <= free), None)
-        if fit is None:
-            groups.append([i])
-            room.append(budget - token_counts[i])
-        else:
-            groups[fit].append(i)
-            room[fit] -= token_counts[i]
-    return [sorted(group) for group in groups]
-
-
 def plan_groups(pairs: list[TokenizedPair], batching: MicroBatching) -> list[list[int]]:
-    """Which of `pairs` go into each micro-batch."""
-    if batching.packed:
-        return pack_groups([pair_tokens(p) for p in pairs], batching.micro_batch_tokens)
-    size = batching.micro_batch_size
-    return [list(range(s, min(s + size, len(pairs)))) for s in range(0, len(pairs), size)]
+    """Which of `pairs` go into each micro-batch: consecutive runs of at most micro_batch_size pairs and, packed,
+    at most micro_batch_tokens tokens (a pair alone over the budget still gets a micro-batch). Under the auto
+    budget the token cap never binds, so packed micro-batches hold the same pairs as padded ones: the same sums
+    in the same order, and one process accumulates the same micro-batches as the ranks of a DDP run."""
+    budget = batching.micro_batch_tokens if batching.packed else None
+    groups: list[list[int]] = []
+    tokens = 0
+    for i, pair in enumerate(pairs):
+        n = pair_tokens(pair)
+        if groups and len(groups[-1]) < batching.micro_batch_size and (budget is None or tokens + n <= budget):
+            groups[-1].append(i)
+            tokens += n
+        else:
+            groups.append([i])
+            tokens = n
+    return groups
 
 
 def rank_micro_batches(shares: list[list[TokenizedPair]], rank: int, batching: MicroBatching,

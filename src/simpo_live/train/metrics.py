@@ -88,7 +88,7 @@ class StepMetrics:
     padding_share: float = 0.0
     """Share of the computed tokens that were padding (or filler micro-batches)."""
     mfu: float | None = None
-    """Model FLOPs per second over the devices' peak; None when no peak is known (a CPU without trainer.peak_flops)."""
+    """Model FLOPs/s over the devices' peak; None when no peak is known (a CPU without trainer.peak_flops)."""
     update_skipped: bool = False
     """The loss or gradient norm was not finite, so the update was not applied."""
     peak_memory_gib: float | None = None

@@ -3,7 +3,7 @@
 import torch
 
 from simpo_live.data import MicroBatching, TokenizedPair, collate_packed, rank_micro_batches
-from simpo_live.data.packing import pack_groups, pair_tokens
+from simpo_live.data.packing import pair_tokens, plan_groups
 
 
 def pair(prompt, chosen, rejected) -> TokenizedPair:
@@ -23,16 +23,20 @@ def test_packed_row_lays_sequences_end_to_end_with_restarting_positions():
     assert batch.predicts_response().int().tolist() == [[0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 1]]
 
 
-def test_first_fit_decreasing_groups_stay_within_the_budget():
-    # Decreasing: 5 -> group A (room 3), 4 -> B (room 4), 3 -> A (room 0), 3 -> B (room 1), 2 -> C.
-    assert pack_groups([5, 4, 3, 3, 2], budget=8) == [[0, 2], [1, 3], [4]]
-    assert pack_groups([9, 1], budget=8) == [[0], [1]]  # an item over the budget still gets a group
+def test_micro_batches_are_consecutive_pairs_within_both_caps():
+    pairs = [pair([1], [2] * n, [3] * n) for n in (2, 1, 1, 3, 9, 1)]  # 6, 4, 4, 8, 20, 4 tokens
+    groups = lambda size, tokens: plan_groups(pairs, MicroBatching(True, size, tokens))  # noqa: E731
+    # Budget 12: 6+4 fit, +4 would be 14; 4+8 = 12; 20 is over the budget alone; then 4.
+    assert groups(10, 12) == [[0, 1], [2, 3], [4], [5]]
+    assert groups(3, 100) == [[0, 1, 2], [3, 4, 5]]  # the pair cap
+    assert plan_groups(pairs, MicroBatching(False, 4, 12)) == [[0, 1, 2, 3], [4, 5]]  # padded: pairs only
 
 
 def test_every_rank_runs_as_many_micro_batches_the_short_ones_ending_with_fillers():
     long_pair, short_pair = pair([1] * 10, [2] * 10, [3] * 10), pair([1], [2], [3])
     shares = [[long_pair, long_pair], [short_pair, short_pair]]  # rank 0 needs 2 micro-batches, rank 1 one
     batching = MicroBatching(packed=True, micro_batch_size=2, micro_batch_tokens=pair_tokens(long_pair))
+    assert pair_tokens(long_pair) == 40
     rank0 = rank_micro_batches(shares, 0, batching, pad_id=0)
     rank1 = rank_micro_batches(shares, 1, batching, pad_id=0)
     assert [b.num_pairs for b in rank0] == [1, 1] and not any(b.is_filler for b in rank0)
