@@ -28,9 +28,9 @@ from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
+from simpo_live.train.loss import LossOptions
 from simpo_live.train.optim import build_optimizer, build_scheduler
 from simpo_live.train.ownership import record_config_changes
-from simpo_live.train.loss import LossOptions
 from simpo_live.train.step import StepSettings
 from simpo_live.train.throughput import ModelFlops, device_peak_flops
 
