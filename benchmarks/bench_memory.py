@@ -146,7 +146,7 @@ def run_step_case(c: dict) -> dict:
             "tokens": batch.input_ids.numel(), "chunk_tokens": settings.logprob_chunk_tokens,
             "checkpointing": c["checkpointing"], "step_time_sec": round(step_time, 2),
             "tokens_per_sec": round(batch.input_ids.numel() / step_time, 1),
-            "loss": metrics["train/loss"], "peak_step_gib": round((peak - baseline) / GIB, 3),
+            "loss": metrics.loss, "peak_step_gib": round((peak - baseline) / GIB, 3),
             "activation_gib": round((peak - before_step) / GIB, 3),
             "plan_train_gib": round(plan.phase_bytes("train") / GIB, 3),
             "plan_terms_gib": {name: round(b / GIB, 3) for name, phase, b in plan.terms if phase != "eval"}}

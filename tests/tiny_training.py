@@ -19,12 +19,15 @@ def tiny_model(tied: bool, seed: int = 0) -> LlamaModel:
     return model
 
 
-def pair_batch(seed: int = 1):
+def tiny_pairs(seed: int = 1) -> list[TokenizedPair]:
     g = torch.Generator().manual_seed(seed)
     rand = lambda n: torch.randint(4, VOCAB, (n,), generator=g).tolist()  # noqa: E731
-    pairs = [TokenizedPair(rand(5), rand(9), rand(4), "t:1", ""), TokenizedPair(rand(3), rand(2), rand(11), "t:2", ""),
-             TokenizedPair(rand(7), rand(6), rand(6), "t:3", "")]
-    return collate_pairs(pairs, pad_id=0)
+    return [TokenizedPair(rand(5), rand(9), rand(4), "t:1", ""), TokenizedPair(rand(3), rand(2), rand(11), "t:2", ""),
+            TokenizedPair(rand(7), rand(6), rand(6), "t:3", "")]
+
+
+def pair_batch(seed: int = 1):
+    return collate_pairs(tiny_pairs(seed), pad_id=0)
 
 
 def reference_avg_logps(model: LlamaModel, batch) -> torch.Tensor:

@@ -123,6 +123,30 @@ class TrainerConfig(Section):
     O(tokens x vocab). auto: ~64 MiB of fp32 logits per chunk (vocab 128,256 -> 128); 0: all at once."""
     activation_checkpointing: bool = False
     """Recompute each decoder layer's activations in backward (non-reentrant) instead of keeping them."""
+    packing: bool = True
+    """Pack each micro-batch's pairs end to end into one padding-free row (positions restart and attention stays
+    within each sequence); false: right-padded rows, the reference layout."""
+    micro_batch_tokens: Literal["auto"] | Annotated[int, Field(ge=2)] = "auto"
+    """Packing: most tokens per micro-batch (chosen + rejected of its pairs; micro_batch_size still caps the pairs);
+    at least 2 x data.max_seq_len so any pair fits. auto: 2 x micro_batch_size x data.max_seq_len, the padded
+    layout's largest micro-batch, so only the pair count decides."""
+    loss_type: Literal["sigmoid", "hinge"] = "sigmoid"
+    """SimPO loss on z = beta * (margin - gamma_beta_ratio): sigmoid -log sigmoid(z) (the paper) or hinge
+    relu(1 - z) (the SimPO repo's option)."""
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    """sigmoid only: (1 - e) * -log sigmoid(z) + e * -log sigmoid(-z), for noisy preference labels."""
+    sft_weight: float = Field(0.0, ge=0)
+    """Adds sft_weight x the chosen response's mean token NLL to each pair's loss (the SimPO repo's SFT term)."""
+    peak_flops: float | None = Field(None, gt=0)
+    """Peak FLOP/s of one device in the compute dtype, for train/mfu; null: a table of known GPUs (none on CPU,
+    where train/mfu is then not logged)."""
+
+    @model_validator(mode="after")
+    def _check_loss_options(self) -> TrainerConfig:
+        if self.loss_type == "hinge" and self.label_smoothing:
+            raise ValueError(f"trainer.label_smoothing ({self.label_smoothing}) applies to loss_type sigmoid only; "
+                             "hinge has no smoothed form: set it to 0")
+        return self
 
 
 class TrackerConfig(Section):
@@ -262,3 +286,17 @@ class SimpoConfig(Section):
         if self.hf_save_steps is not None and self.hf_save_path is None:
             raise ValueError("hf_save_steps is set but hf_save_path is not")
         return self
+
+    @model_validator(mode="after")
+    def _check_packing_budget(self) -> SimpoConfig:
+        budget, longest_pair = self.trainer.micro_batch_tokens, 2 * self.data.max_seq_len
+        if self.trainer.packing and budget != "auto" and budget < longest_pair:
+            raise ValueError(f"trainer.micro_batch_tokens ({budget}) must hold the longest pair: at least "
+                             f"2 x data.max_seq_len = {longest_pair}")
+        return self
+
+    def micro_batch_tokens(self) -> int:
+        """trainer.micro_batch_tokens as a number (auto resolved)."""
+        if self.trainer.micro_batch_tokens == "auto":
+            return 2 * self.trainer.micro_batch_size * self.data.max_seq_len
+        return self.trainer.micro_batch_tokens

@@ -1,4 +1,5 @@
-"""The rank environment set by `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK), and process-group setup with timeouts."""
+"""The rank environment set by `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK), and process-group setup (with timeouts)
+and teardown."""
 
 from __future__ import annotations
 
@@ -58,6 +59,20 @@ def init_process_group(info: RankInfo, device: torch.device, timeout_sec: float,
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_sec))
+
+
+def close_process_group() -> None:
+    """Barrier, then destroy (a no-op without a group): the leader hosts the rendezvous store, so it must not exit
+    while others still talk to it (a peer tearing down against a vanished store can abort with SIGABRT)."""
+    global _cpu_group
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.barrier()
+    except RuntimeError:
+        pass  # a failed run: a peer may be gone already; tear down regardless
+    dist.destroy_process_group()
+    _cpu_group = None
 
 
 _cpu_group = None

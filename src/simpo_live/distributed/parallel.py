@@ -55,7 +55,27 @@ def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device, bf1
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
-    return any(type(p).__name__ == "DTensor" for p in model.parameters())
+    """True when FSDP2 has turned the parameters into DTensor shards."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def gradient_sync(model: torch.nn.Module, enabled: bool) -> contextlib.AbstractContextManager:
+    """Where gradient accumulation runs a backward: DDP all-reduces only when `enabled` (the update's last
+    micro-batch); FSDP2 and a plain module reduce (or not) as they always do."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if enabled or not isinstance(model, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def whole_value(tensor: torch.Tensor) -> float:
+    """A scalar that FSDP2 may hand back as a DTensor (e.g. clip_grad_norm_'s norm), as a Python float."""
+    from torch.distributed.tensor import DTensor
+
+    return float(tensor.full_tensor() if isinstance(tensor, DTensor) else tensor)
 
 
 def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, torch.Tensor]:

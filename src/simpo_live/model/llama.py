@@ -1,8 +1,9 @@
 """The Llama-family decoder (Llama 2/3, Qwen2, Mistral): RMSNorm, RoPE, SwiGLU, grouped-query attention.
 
 Module names mirror Hugging Face's so checkpoints map one to one. Training calls
-`model(input_ids, positions)` and gets causal attention over each (right-padded) row; the inference
-engine passes an `AttentionBackend` that owns the KV cache. There is no second model class.
+`model(input_ids, positions)` and gets causal attention over each (right-padded) row, or passes a
+`PackedAttention` for packed rows; the inference engine passes an `AttentionBackend` that owns the KV cache.
+There is no second model class.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from simpo_live.model.rope import apply_rope, rope_cos_sin, rope_inverse_frequen
 
 
 class AttentionBackend(Protocol):
-    """Attention over a KV cache, supplied by the inference engine for one forward pass."""
+    """Attention for one forward pass: over the inference engine's KV cache, or within each sequence of a packed
+    training row (model/packed_attention.py)."""
 
     def __call__(self, layer_index: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q (B, S, Hq, D), k and v (B, S, Hkv, D) for the new tokens, RoPE applied; returns (B, S, Hq, D)."""

@@ -28,7 +28,9 @@ TRAINING_PLOTS = [
     ("avg logp", ["train/chosen_logp", "train/rejected_logp", "val/chosen_logp", "val/rejected_logp"]),
     ("learning rate", ["train/lr"]),
     ("grad norm", ["train/grad_norm"]),
-    ("train tokens/s", ["train/tokens_per_sec"]),
+    ("train tokens/s (non-padding)", ["train/tokens_per_sec"]),
+    ("padding share of computed tokens", ["train/padding_share"]),
+    ("MFU (model FLOPs/s / device peak)", ["train/mfu"]),
 ]
 
 EVAL_PLOTS = [

@@ -7,9 +7,12 @@ a logged row.
 
 from __future__ import annotations
 
-from simpo_live.data import collate_pairs, rank_slice
+from dataclasses import replace
+
+from simpo_live.data import rank_micro_batches, rank_slice
 from simpo_live.errors import NonFiniteError
 from simpo_live.train.checkpoint import latest_checkpoint
+from simpo_live.train.metrics import StepMetrics
 from simpo_live.train.periodic import checkpoint_hook
 from simpo_live.train.preemption import Preempted, StopRequest
 from simpo_live.train.progress import TrainProgress
@@ -18,11 +21,11 @@ from simpo_live.train.step import train_step
 
 
 def micro_batches_for_step(session: TrainingSession, step: int):
-    """This rank's part of global batch `step` (0-based), split into micro-batches."""
+    """This rank's part of global batch `step` (0-based), split into micro-batches (as many on every rank)."""
     pairs = session.pairs.batch(step)  # the offline data, or the latest on-policy round's pairs (onpolicy/)
-    mine = rank_slice(pairs, session.rank.rank, session.rank.world_size)
-    size = session.micro_batch_size
-    return [collate_pairs(mine[s: s + size], session.pad_id) for s in range(0, len(mine), size)]
+    world_size = session.rank.world_size
+    shares = [rank_slice(pairs, r, world_size) for r in range(world_size)]
+    return rank_micro_batches(shares, session.rank.rank, session.batching, session.pad_id)
 
 
 def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -> None:
@@ -31,23 +34,23 @@ def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -
             session.tracker.log(hook_metrics, session.step)
 
 
-def check_update(session: TrainingSession, metrics: dict[str, float]) -> None:
+def check_update(session: TrainingSession, metrics: StepMetrics) -> StepMetrics:
     """A non-finite update was not applied: stop the run (the default) or count it as skipped."""
-    if "train/update_skipped" not in metrics:
-        return
+    if not metrics.update_skipped:
+        return metrics
     if session.cfg.trainer.on_non_finite == "error":
-        session.tracker.log(metrics, session.step)  # the offending row stays in metrics.jsonl
+        session.tracker.log(metrics.as_log(), session.step)  # the offending row stays in metrics.jsonl
         last = latest_checkpoint(session.run_dir)
         raise NonFiniteError(
-            f"step {session.step}: loss {metrics['train/loss']} / grad norm {metrics['train/grad_norm']} is not "
+            f"step {session.step}: loss {metrics.loss} / grad norm {metrics.grad_norm} is not "
             f"finite; the update was not applied and the run stops. The last good checkpoint is "
             f"{last or 'none (no checkpoint yet)'}. Lower optimizer.learning_rate or beta, or set "
             "trainer.on_non_finite=skip to drop such updates")
     session.skipped_updates += 1
-    metrics["train/skipped_updates"] = float(session.skipped_updates)
     if session.progress is not None:
         session.progress.write(f"warning: step {session.step}: non-finite loss or grad norm, update skipped "
                                f"({session.skipped_updates} so far)")
+    return replace(metrics, skipped_updates=session.skipped_updates)
 
 
 def stop_if_asked(session: TrainingSession, stop: StopRequest) -> None:
@@ -70,8 +73,8 @@ def train_loop(session: TrainingSession, stop: StopRequest) -> None:
         metrics = train_step(session.model, session.optimizer, session.scheduler,
                              micro_batches_for_step(session, step), session.step_settings)
         session.step = step + 1  # "step" = optimizer updates completed
-        check_update(session, metrics)
-        session.tracker.log(metrics, session.step)
+        metrics = check_update(session, metrics)
+        session.tracker.log(metrics.as_log(), session.step)
         progress.update(session.step, metrics)
         run_hooks(session, num_steps)
         stop_if_asked(session, stop)

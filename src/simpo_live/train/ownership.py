@@ -28,6 +28,7 @@ CHANGES_FILE = "config_changes.jsonl"
 NEUTRAL_KEYS = (
     "trainer.run_dir", "hf_save_path", "inference_eval.output_dir", "trainer.progress", "trainer.num_threads", "trainer.distributed_timeout_sec", "trainer.keep_last_checkpoints",
     "trainer.allow_config_change", "trainer.preemption_grace_sec", "trainer.log_every", "trainer.on_non_finite",
+    "trainer.peak_flops",
     "inference_eval.timeout_sec", "inference_eval.max_seqs", "inference_eval.max_pages",
     "inference_eval.hbm_utilization", "inference_eval.max_tokens_per_round", "inference_eval.max_logged_samples",
     "onpolicy.timeout_sec", "onpolicy.max_seqs", "onpolicy.hbm_utilization", "tracker.",

@@ -20,11 +20,12 @@ def validation_hook(session: TrainingSession) -> dict[str, float] | None:
         return None
     rank, world_size = session.rank.rank, session.rank.world_size
     start, end = shard_bounds(len(pairs), rank, world_size)
+    micro_batch_size = session.batching.micro_batch_size
     largest_share = ceil_div(len(pairs), world_size)
-    num_batches = ceil_div(largest_share, session.micro_batch_size)
+    num_batches = ceil_div(largest_share, micro_batch_size)
     # DDP's wrapper would sync buffers in forward; the plain module computes the same thing with no collective.
     model = session.model if is_sharded(session.model) else session.raw_model
-    return validate(model, pairs[start:end], session.micro_batch_size, session.pad_id, session.step_settings,
+    return validate(model, pairs[start:end], micro_batch_size, session.pad_id, session.step_settings,
                     num_batches=num_batches, filler=pairs[0])
 
 

@@ -7,6 +7,8 @@ import time
 
 from tqdm import tqdm
 
+from simpo_live.train.metrics import StepMetrics
+
 
 class TrainProgress:
     def __init__(self, total: int, initial: int, enabled: bool):
@@ -19,14 +21,14 @@ class TrainProgress:
             if enabled and self.is_tty else None
         self.line_every = max(1, total // 20)
 
-    def update(self, step: int, metrics: dict[str, float]) -> None:
+    def update(self, step: int, metrics: StepMetrics) -> None:
         if not self.enabled:
             return
         summary = {
-            "loss": f"{metrics['train/loss']:.4f}",
-            "margin": f"{metrics['train/margin']:.3f}",
-            "acc": f"{metrics['train/reward_accuracy']:.2f}",
-            "tok/s": f"{metrics['train/tokens_per_sec']:.0f}",
+            "loss": f"{metrics.loss:.4f}",
+            "margin": f"{metrics.pairs.margin:.3f}",
+            "acc": f"{metrics.pairs.reward_accuracy:.2f}",
+            "tok/s": f"{metrics.tokens_per_sec:.0f}",
         }
         if self.bar is not None:
             self.bar.set_postfix(summary, refresh=False)

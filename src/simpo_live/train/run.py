@@ -6,10 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch.distributed as dist
-
 from simpo_live.config import SimpoConfig
-from simpo_live.distributed.env import rank_info
+from simpo_live.distributed.env import close_process_group, rank_info
 from simpo_live.distributed.stop import start_orphan_watchdog
 from simpo_live.errors import UserError
 from simpo_live.run_dir import check_writable_dir
@@ -82,21 +80,10 @@ def run_training(cfg: SimpoConfig) -> int:
             print(f"\n{stop_message('interrupted', run_dir, step)}", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     finally:
-        if dist.is_available() and dist.is_initialized():
-            close_process_group()
+        close_process_group()
     if rank.is_leader:
         print(f"run directory: {run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/, report.html)")
     return 0
-
-
-def close_process_group() -> None:
-    """Barrier, then destroy: the leader hosts the rendezvous store, so it must not exit while others still
-    talk to it (a peer tearing down against a vanished store can abort with SIGABRT)."""
-    try:
-        dist.barrier()
-    except RuntimeError:
-        pass  # a failed run: a peer may be gone already; tear down regardless
-    dist.destroy_process_group()
 
 
 def register_onpolicy_rounds(session) -> None:

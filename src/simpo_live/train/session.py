@@ -15,7 +15,7 @@ import torch
 
 from simpo_live.config import SimpoConfig, config_to_yaml
 from simpo_live.config.load import ConfigError
-from simpo_live.data import PreferenceData, load_preference_data, load_tokenizer
+from simpo_live.data import MicroBatching, PreferenceData, load_preference_data, load_tokenizer
 from simpo_live.data.stream import PairStream, SeededPairs
 from simpo_live.distributed.env import RankInfo, init_process_group, intra_op_threads, rank_info
 from simpo_live.distributed.gather import gather_to_all
@@ -29,9 +29,11 @@ from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
+from simpo_live.train.loss import LossOptions
 from simpo_live.train.optim import build_optimizer, build_scheduler
 from simpo_live.train.ownership import record_config_changes
 from simpo_live.train.step import StepSettings
+from simpo_live.train.throughput import ModelFlops, device_peak_flops
 
 
 @dataclass
@@ -47,7 +49,7 @@ class TrainingSession:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step_settings: StepSettings
-    micro_batch_size: int
+    batching: MicroBatching
     pad_id: int
     tracker: Tracker
     pairs: PairStream
@@ -90,6 +92,17 @@ def micro_batch_size_per_rank(cfg: SimpoConfig, world_size: int) -> int:
         raise ConfigError([f"trainer.micro_batch_size ({micro}) must divide the per-rank batch ({per_rank} = "
                            f"train_batch_size {global_batch} / {world_size} ranks)"])
     return micro
+
+
+def step_settings(cfg: SimpoConfig, raw_model: LlamaModel, device: torch.device) -> StepSettings:
+    compute_dtype = autocast_dtype(cfg, device) or next(raw_model.parameters()).dtype
+    trainer = cfg.trainer
+    return StepSettings(
+        cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm, autocast_dtype(cfg, device), device,
+        resolve_chunk_tokens(trainer.logprob_chunk_tokens, raw_model.args.vocab_size),
+        loss_options=LossOptions(trainer.loss_type, trainer.label_smoothing, trainer.sft_weight),
+        model_flops=ModelFlops.of(raw_model.args),
+        peak_flops=device_peak_flops(device, compute_dtype, trainer.peak_flops))
 
 
 def check_same_resume_point(resume_path: Path | None, rank: RankInfo, timeout_sec: float) -> None:
@@ -138,13 +151,12 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         scheduler.load_state_dict(state.scheduler)
         restore_rng_state(state.rng)
 
-    settings = StepSettings(cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm,
-                            autocast_dtype(cfg, device), device,
-                            resolve_chunk_tokens(cfg.trainer.logprob_chunk_tokens, raw_model.args.vocab_size))
+    settings = step_settings(cfg, raw_model, device)
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
-        micro_batch_size=micro_batch_size, pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
+        batching=MicroBatching(cfg.trainer.packing, micro_batch_size, cfg.micro_batch_tokens()),
+        pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
         pairs=SeededPairs(data.train, cfg.trainer.train_batch_size, cfg.trainer.seed),
         step=state.step if state else 0, resumed_from=resume_path,
         last_checkpoint_step=state.step if state else None, skipped_updates=state.skipped_updates if state else 0,
