@@ -98,9 +98,10 @@ def accumulate_weight_grad(grad_weight: torch.Tensor, grad_logits: torch.Tensor,
 def token_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
     """log p(targets[i] | hidden[i]) under the lm_head `weight`; (N,) fp32.
 
-    chunk_tokens > 0: that many positions at a time (ChunkedTokenLogps); 0: all at once with plain autograd,
-    which holds the (N, V) logits, their fp32 copy and the log-softmax until backward.
+    chunk_tokens > 0: that many positions at a time (ChunkedTokenLogps); 0, or all positions within one chunk:
+    all at once with plain autograd, which keeps the (N, V) log-softmax for backward instead of recomputing the
+    logits (one chunk would hold as much in backward anyway).
     """
-    if chunk_tokens <= 0:
+    if chunk_tokens <= 0 or hidden.shape[0] <= chunk_tokens:
         return _chunk_logps(hidden, weight, targets)
     return ChunkedTokenLogps.apply(hidden, weight, targets, chunk_tokens)

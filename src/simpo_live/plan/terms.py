@@ -112,7 +112,7 @@ def logit_bytes(p: PlanInputs) -> int:
     # The head's gradient in the dtype of the weight the lm_head used (bf16 when FSDP gathers in bf16).
     weight_bytes = p.compute_bytes if p.sharded else p.param_bytes
     low_precision_logits = 2 if p.compute_bytes == 2 else 0
-    if p.logprob_chunk_tokens <= 0:
+    if p.logprob_chunk_tokens <= 0 or p.response_tokens <= p.logprob_chunk_tokens:  # one pass, no recompute
         return p.response_tokens * vocab * (LOGIT_BACKWARD_BYTES + low_precision_logits) + head * weight_bytes
     chunk = min(p.logprob_chunk_tokens, p.response_tokens)
     # Chunks after the first add their head gradient in place; under autocast through a compute-dtype product.

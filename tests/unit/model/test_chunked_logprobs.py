@@ -65,6 +65,8 @@ def test_chunked_path_keeps_no_logits_for_backward():
     assert saved_bytes(lambda: token_logps(hidden, weight, targets, 0)) >= logit_bytes  # the log-softmax output
     inputs_bytes = (hidden.numel() + weight.numel()) * 4 + targets.numel() * 8
     assert saved_bytes(lambda: token_logps(hidden, weight, targets, 64)) <= inputs_bytes
+    # All positions within one chunk: the plain pass, keeping the log-softmax rather than recomputing the logits.
+    assert saved_bytes(lambda: token_logps(hidden, weight, targets, num_tokens)) >= logit_bytes
 
 
 def test_auto_chunk_is_about_64_mib_of_fp32_logits():
