@@ -1,8 +1,8 @@
 """Plan inputs from a config (and, in a live session, the tokenized data and the device), and the device's budget.
 
 Without data (the `plan` command) the longest micro-batch is bounded by data.max_seq_len; in the pre-flight it is
-the longest pair of the data, or of what an on-policy round can make. The reward-model term is the larger of
-the eval's and the rounds'; a round's engine sizes its own KV cache from free memory, like the eval's. The eval terms assume every sequence of the eval decodes at once (inference_eval
+the longest pair of the data, or of what an on-policy round can make. The eval phase covers on-policy rounds
+too: each term is the larger of the eval's and the rounds' (replica, KV cache, reward model). The eval terms assume every sequence of the eval decodes at once (inference_eval
 max_seqs, or max_pages when set): the engine sizes its own cache from free memory, so this is what it needs.
 """
 
@@ -45,20 +45,42 @@ def longest_micro_batch(cfg: SimpoConfig, pairs: list[TokenizedPair] | None) -> 
     return seq_len, response
 
 
+def generation_phase(dtype: str, max_new_tokens: int, page_size: int, max_pages: int | None, max_seqs: int,
+                     hbm_utilization: float, cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: bool,
+                     param_bytes: int) -> dict:
+    """The replica and KV-cache inputs of one engine run (an eval or an on-policy round)."""
+    replica_dtype = eval_dtype(dtype, torch.device(device_type))  # None: the training weights as they are
+    engine_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
+    replica = engine_bytes if sharded or engine_bytes != param_bytes else 0
+    request = round_up(min(args.max_position_embeddings, cfg.data.max_prompt_len + max_new_tokens), page_size)
+    fixed = max_pages is not None
+    return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if engine_bytes == 2 else torch.float32,
+            "kv_cache_tokens": max_pages * page_size if fixed else max_seqs * request,
+            "kv_min_tokens": request, "kv_fraction": None if fixed else hbm_utilization}
+
+
 def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: bool, param_bytes: int,
                world_size: int) -> dict:
-    ev = cfg.inference_eval
-    if not ev.enabled:
-        return {}
-    replica_dtype = eval_dtype(ev.dtype, torch.device(device_type))  # None: the training weights as they are
-    eval_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
-    replica = eval_bytes if sharded or eval_bytes != param_bytes else 0
-    request = min(args.max_position_embeddings, cfg.data.max_prompt_len + ev.max_new_tokens)
-    request = round_up(request, ev.page_size)
-    fixed = ev.max_pages is not None
-    return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if eval_bytes == 2 else torch.float32,
-            "kv_cache_tokens": ev.max_pages * ev.page_size if fixed else ev.max_seqs * request,
-            "kv_min_tokens": request, "kv_fraction": None if fixed else ev.hbm_utilization}
+    """The eval phase's inputs: the inference eval's engine, or the on-policy rounds' where larger (term by term,
+    an upper bound of either: the two never run at once)."""
+    ev, op = cfg.inference_eval, cfg.onpolicy
+    common = dict(cfg=cfg, args=args, device_type=device_type, sharded=sharded, param_bytes=param_bytes)
+    phases = []
+    if ev.enabled:
+        phases.append(generation_phase(ev.dtype, ev.max_new_tokens, ev.page_size, ev.max_pages, ev.max_seqs,
+                                       ev.hbm_utilization, **common))
+    if op.enabled:
+        engine = op.engine_config(cfg.data.max_seq_len)
+        phases.append(generation_phase(op.dtype, op.max_new_tokens, engine.page_size, None, op.max_seqs,
+                                       op.hbm_utilization, **common))
+    if len(phases) <= 1:
+        return phases[0] if phases else {}
+    fractions = [p["kv_fraction"] for p in phases if p["kv_fraction"] is not None]
+    return {"eval_replica_bytes": max(p["eval_replica_bytes"] for p in phases),
+            "kv_dtype": max((p["kv_dtype"] for p in phases), key=lambda dtype: dtype.itemsize),
+            "kv_cache_tokens": max(p["kv_cache_tokens"] for p in phases),
+            "kv_min_tokens": max(p["kv_min_tokens"] for p in phases),
+            "kv_fraction": max(fractions) if fractions else None}
 
 
 def eval_reward_model_bytes(cfg: SimpoConfig, device_type: str) -> int:

@@ -123,3 +123,16 @@ def test_on_policy_pairs_and_their_reward_model_bound_the_plan():
     assert dict((n, b) for n, _, b in onpolicy.terms)["reward model"] == reward_model_bytes(info, torch.float32, 16384)
     capped = plan_of(*base, *rounds, "--onpolicy.max_new_tokens=5000").inputs
     assert (capped.seq_len, capped.response_tokens) == (1024, 4 * 1023)  # never past data.max_seq_len
+
+
+def test_on_policy_rounds_size_the_eval_phase_when_their_engine_is_larger():
+    evals_only = plan_of("--data.max_prompt_len=64", "--inference_eval.enabled=true", "--inference_eval.max_seqs=4",
+                         "--inference_eval.max_new_tokens=16", "--inference_eval.max_pages=8")
+    with_rounds = plan_of("--data.max_prompt_len=64", "--inference_eval.enabled=true", "--inference_eval.max_seqs=4",
+                          "--inference_eval.max_new_tokens=16", "--inference_eval.max_pages=8",
+                          "--onpolicy.enabled=true", "--onpolicy.every=10", "--onpolicy.scorer=tests_scorers:word_count",
+                          "--onpolicy.max_seqs=64", "--onpolicy.max_new_tokens=100")
+    assert evals_only.inputs.kv_cache_tokens == 8 * 16 and evals_only.inputs.kv_fraction is None
+    request = 176  # data.max_prompt_len + the round's new tokens (164), in whole pages of 16
+    assert with_rounds.inputs.kv_min_tokens == request and with_rounds.inputs.kv_cache_tokens == 64 * request
+    assert with_rounds.phase_bytes("eval") > evals_only.phase_bytes("eval")
