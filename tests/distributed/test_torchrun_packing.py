@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 # Pairs of 20-50 tokens (data.max_seq_len 32 drops longer ones) in budgets of 64: one or two pairs per micro-batch;
 # the two ranks need 4 and 3 micro-batches at step 1, 2 and 3 at step 2.
 SMALL_BUDGET = ["--data.max_seq_len=32", "--data.max_prompt_len=16", "--data.overlong=drop",
-                "--trainer.micro_batch_tokens=64", "--trainer.distributed_timeout_sec=60", "--trainer.eval_every=1000"]
+                "--trainer.micro_batch_tokens=64", "--trainer.distributed_timeout_sec=60", "--trainer.validate_every=1000"]
 COMPARED = ("train/loss", "train/margin", "train/chosen_logp", "train/rejected_logp", "train/grad_norm",
             "train/num_tokens")
 

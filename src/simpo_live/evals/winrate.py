@@ -28,10 +28,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import sklearn
-from sklearn.linear_model import LogisticRegressionCV
-from sklearn.metrics import get_scorer
-from sklearn.model_selection import GroupKFold
 
 CV_SPLITS = 5
 MIN_COMPARISONS_FOR_CV = 2 * CV_SPLITS
@@ -99,6 +95,12 @@ def soft_label_rows(features: np.ndarray, prefs: np.ndarray):
 
 def fit_cross_validated(features: np.ndarray, prefs: np.ndarray) -> np.ndarray:
     """The GLM's coefficients [phi, theta], with C picked by cross-validation."""
+    # Imported here: scikit-learn takes over a second to import, and every training process imports this module.
+    import sklearn
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GroupKFold
+
     x, y, weights, groups = soft_label_rows(features, prefs)
     with sklearn.config_context(enable_metadata_routing=True):
         scorer = get_scorer("neg_log_loss").set_score_request(sample_weight=True)
