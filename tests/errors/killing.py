@@ -72,13 +72,19 @@ def is_gone(pid: int) -> bool:
     return state in ("Z", "X")  # a zombie has exited; whoever adopted it may reap it late
 
 
+def default_sigint() -> None:
+    """A suite started in the background (`cmd &`, nohup) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: the run must get Ctrl-C as a terminal would deliver it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Attempt:
     """One launch; its merged stdout/stderr lines are collected, with their arrival times, by a thread."""
 
     def __init__(self, command: list[str], log: Path):
         self.log = log.open("w")
         self.proc = subprocess.Popen(command, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+                                     text=True, start_new_session=True, preexec_fn=default_sigint)
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
