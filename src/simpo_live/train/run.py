@@ -3,6 +3,7 @@ outputs went. User errors become one message and exit code 1; SIGTERM and Ctrl-C
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def run_training(cfg: SimpoConfig) -> int:
     """Train to cfg.trainer.num_train_steps; returns the process exit code."""
     rank = rank_info()
     run_dir = Path(cfg.trainer.run_dir)
-    step = 0
+    step, session = 0, None
     start_orphan_watchdog(rank)
     try:
         check_outputs(cfg)
@@ -80,6 +81,10 @@ def run_training(cfg: SimpoConfig) -> int:
             print(f"\n{stop_message('interrupted', run_dir, step)}", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     finally:
+        # The model's DDP/FSDP wrappers and device mesh hold the process group: free them first, so the group is
+        # really destroyed now, not at interpreter exit (where gloo's threads can abort a finished run).
+        session = None
+        gc.collect()
         close_process_group()
     if rank.is_leader:
         print(f"run directory: {run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/, report.html)")
