@@ -62,6 +62,7 @@ class ChunkedTokenLogps(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if want_hidden else None  # (N, H)
         grad_weight = None  # (V, H), summed over chunks in place: never a second (V, H) beside it
         weight_leaf = weight.detach().requires_grad_(want_weight)
+        compute_weight = None  # the weight in the logits' dtype for the hidden gradient, cast once
         for s in range(0, hidden.shape[0], chunk):
             hidden_leaf = hidden[s:s + chunk].detach().requires_grad_(want_hidden)
             upstream = grad_logps[s:s + chunk]
@@ -78,7 +79,8 @@ class ChunkedTokenLogps(torch.autograd.Function):
             else:
                 (grad_logits,) = torch.autograd.grad(logps, logits, upstream)  # (n, V), compute dtype
                 if want_hidden:
-                    compute_weight = weight_leaf.detach().to(grad_logits.dtype)
+                    if compute_weight is None:
+                        compute_weight = weight.detach().to(grad_logits.dtype)
                     chunk_grad_hidden = (grad_logits @ compute_weight).to(hidden.dtype)
                 if want_weight:
                     accumulate_weight_grad(grad_weight, grad_logits, hidden_leaf.detach().to(grad_logits.dtype))
