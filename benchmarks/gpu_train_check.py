@@ -10,8 +10,8 @@ Llama-3.2-1B's shape on 2,048-token rows with the seed's reference eval (1,024 p
     python benchmarks/gpu_train_check.py --out /tmp/cpu_dry --size tiny --device cpu --pair-tokens 128 \
         --eval-prompts 8 --eval-new-tokens 8        # a CPU dry run of the script itself
 
-MFU counts 6 x (matmul parameters) + 6 x layers x hidden x row length FLOPs per trained token (causal attention
-forward and backward), against --peak-tflops (H100/H200 SXM dense bf16: 989).
+MFU is the run's own `train/mfu` (model FLOPs over the device's datasheet peak, `train/throughput.py`); on a CPU
+without `trainer.peak_flops` it is null.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import torch
 import transformers
 
 from simpo_live.config.schema import BUNDLED_DATA, BUNDLED_MODEL
+from simpo_live.engine.kv_cache import kv_bytes_per_token
+from simpo_live.model.checkpoint import read_model_args
+from simpo_live.plan.terms import num_parameters
 
 SIZES = {  # (vocab, hidden, intermediate, layers, heads, kv heads, tied embeddings)
     "1b": (128_256, 2048, 8192, 16, 32, 8, True),  # Llama-3.2-1B
@@ -37,7 +40,7 @@ SIZES = {  # (vocab, hidden, intermediate, layers, heads, kv heads, tied embeddi
 }
 
 
-def make_model(directory: Path, size: str) -> tuple[transformers.LlamaConfig, int]:
+def make_model(directory: Path, size: str) -> int:
     vocab, hidden, intermediate, layers, heads, kv_heads, tied = SIZES[size]
     config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate,
                                       num_hidden_layers=layers, num_attention_heads=heads,
@@ -49,7 +52,7 @@ def make_model(directory: Path, size: str) -> tuple[transformers.LlamaConfig, in
         model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(directory)
     transformers.AutoTokenizer.from_pretrained(BUNDLED_MODEL).save_pretrained(directory)
-    return config, model.num_parameters()
+    return model.num_parameters()
 
 
 def write_long_pairs(path: Path, pair_tokens: int, rows: int) -> None:
@@ -69,14 +72,6 @@ def write_long_pairs(path: Path, pair_tokens: int, rows: int) -> None:
                     + "\n")
 
 
-def flops_per_token(config: transformers.LlamaConfig, row_tokens: int) -> float:
-    head_dim = config.hidden_size // config.num_attention_heads
-    q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
-    layer = config.hidden_size * (2 * q + 2 * kv) + 3 * config.hidden_size * config.intermediate_size
-    matmul_params = config.num_hidden_layers * layer + config.vocab_size * config.hidden_size  # + lm_head
-    return 6 * matmul_params + 6 * config.num_hidden_layers * config.hidden_size * row_tokens
-
-
 def planned_peaks(overrides: list[str], device: str) -> dict:
     """`simpo-live plan` for the same overrides: its train-step and eval totals in GiB."""
     out = subprocess.run([sys.executable, "-m", "simpo_live", "plan", f"--device={device}",
@@ -85,17 +80,14 @@ def planned_peaks(overrides: list[str], device: str) -> dict:
     return {"plan_train_gib": float(totals.get("train step", "nan")), "plan_eval_gib": float(totals.get("eval", "nan"))}
 
 
-def eval_bandwidth_bound_sec(config: transformers.LlamaConfig, prompts: int, prompt_tokens: int,
-                             new_tokens: int, peak_tb_s: float) -> float:
+def eval_bandwidth_bound_sec(model_dir: Path, prompts: int, prompt_tokens: int, new_tokens: int,
+                             peak_tb_s: float) -> float:
     """Every decode step reads the bf16 weights once and each sequence's KV so far (all prompts decoding)."""
-    head_dim = config.hidden_size // config.num_attention_heads
-    weight_bytes = 2 * (config.num_hidden_layers * (config.hidden_size * (2 * config.num_attention_heads
-                                                                          + 2 * config.num_key_value_heads)
-                                                    * head_dim + 3 * config.hidden_size * config.intermediate_size)
-                        + config.vocab_size * config.hidden_size)
-    kv_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 2
+    args = read_model_args(model_dir)
+    weight_bytes = 2 * num_parameters(args)
     mean_context = prompt_tokens + new_tokens / 2
-    return new_tokens * (weight_bytes + prompts * mean_context * kv_per_token) / (peak_tb_s * 1e12)
+    kv_read = prompts * mean_context * kv_bytes_per_token(args, torch.bfloat16)
+    return new_tokens * (weight_bytes + kv_read) / (peak_tb_s * 1e12)
 
 
 def main() -> None:
@@ -108,12 +100,11 @@ def main() -> None:
     parser.add_argument("--micro-batch", type=int, default=4)
     parser.add_argument("--eval-prompts", type=int, default=1024)
     parser.add_argument("--eval-new-tokens", type=int, default=2048)
-    parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--peak-tb-s", type=float, default=4.8)
     args = parser.parse_args()
     model_dir, run_dir, data = args.out / "model", args.out / "run", args.out / "pairs.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
-    config, params = make_model(model_dir, args.size)
+    params = make_model(model_dir, args.size)
     write_long_pairs(data, args.pair_tokens - 16, rows=max(64, 4 * args.micro_batch * args.steps))
     overrides = [f"--model.path={model_dir}", "--model.dtype=bfloat16", f"--data.train_path={data}",
                  f"--data.max_seq_len={args.pair_tokens}", f"--data.max_prompt_len={args.pair_tokens // 2}",
@@ -140,7 +131,7 @@ def main() -> None:
         "params": params,
         "losses": [round(r["train/loss"], 4) for r in train],
         "median_step_time_sec": median("train/step_time_sec"), "median_train_tokens_per_sec": tokens_per_sec,
-        "mfu": round(tokens_per_sec * flops_per_token(config, args.pair_tokens) / (args.peak_tflops * 1e12), 4),
+        "mfu": median("train/mfu") if all("train/mfu" in r for r in steady) else None,
         "peak_memory_gib": max(r.get("train/peak_memory_gib", 0.0) for r in train), **plan,
     }
     evals = [r for r in rows if "inference_eval/total_tokens" in r]
@@ -149,7 +140,7 @@ def main() -> None:
         result.update({k.removeprefix("inference_eval/"): e[k] for k in e if k.startswith("inference_eval/") and (
             "memory" in k or k.endswith(("tokens_per_second", "total_tokens", "generation_time_sec",
                                          "total_callback_time_sec", "engine_creation_time_sec")))})
-        bound = eval_bandwidth_bound_sec(config, args.eval_prompts, 16, args.eval_new_tokens, args.peak_tb_s)
+        bound = eval_bandwidth_bound_sec(model_dir, args.eval_prompts, 16, args.eval_new_tokens, args.peak_tb_s)
         result["eval_hbm_bound_sec"] = round(bound, 2)
     print(json.dumps(result), flush=True)
 
