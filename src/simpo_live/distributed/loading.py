@@ -16,7 +16,14 @@ import torch
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import shard_with_fsdp, uses_fsdp, wrap_with_ddp
 from simpo_live.model import LlamaModel
-from simpo_live.model.checkpoint import DTYPES, CheckpointError, load_model, read_model_args, tensor_shapes
+from simpo_live.model.checkpoint import (
+    DTYPES,
+    CheckpointError,
+    check_stored_shapes,
+    is_stored,
+    load_model,
+    read_model_args,
+)
 
 
 def load_for_training(directory: str | Path, strategy: str, rank: RankInfo, device: torch.device, dtype: str,
@@ -53,21 +60,7 @@ def load_sharded(directory: str | Path, rank: RankInfo, device: torch.device, bf
 
 
 def checkpoint_names(model: LlamaModel) -> set[str]:
-    """The model's tensors that a checkpoint stores: a tied lm_head is the embedding, not a tensor of its own."""
-    tied = model.args.tie_word_embeddings
-    return {n for n in model.state_dict() if not (tied and n == "lm_head.weight")}
-
-
-def check_stored_shapes(directory: str | Path, expected_shapes: dict[str, tuple[int, ...]]) -> None:
-    """Every rank checks the safetensors headers before any collective, so all fail alike on a bad checkpoint."""
-    stored = tensor_shapes(directory)
-    missing = sorted(set(expected_shapes) - set(stored))
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise CheckpointError(f"{directory}: missing tensors {shown}")
-    for name, shape in expected_shapes.items():
-        if stored[name] != shape:
-            raise CheckpointError(f"{directory}: tensor {name} has shape {stored[name]}, config.json implies {shape}")
+    return {n for n in model.state_dict() if is_stored(model.args, n)}
 
 
 def read_own_shards(model: LlamaModel, directory: str | Path) -> None:

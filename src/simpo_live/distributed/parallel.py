@@ -14,6 +14,7 @@ import torch
 
 from simpo_live.distributed.env import RankInfo
 from simpo_live.model import LlamaModel
+from simpo_live.model.checkpoint import is_stored
 
 
 def wrap_with_ddp(model: LlamaModel, rank: RankInfo, device: torch.device) -> torch.nn.Module:
@@ -98,7 +99,7 @@ def replica_state_dict(model: LlamaModel, dtype: torch.dtype | None) -> dict[str
 
     state = {}
     for name, tensor in model.state_dict().items():
-        if model.args.tie_word_embeddings and name == "lm_head.weight":
+        if not is_stored(model.args, name):
             continue  # the embedding; re-tied by the caller
         tensor = tensor.detach().to(dtype) if dtype is not None else tensor.detach()
         state[name] = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor

@@ -104,13 +104,30 @@ def load_state_dict(directory: str | Path, names: list[str]) -> dict[str, torch.
     return tensors
 
 
+def is_stored(args: ModelArgs, name: str) -> bool:
+    """Whether a checkpoint holds tensor `name`: a tied lm_head is the embedding, not a tensor of its own."""
+    return not (args.tie_word_embeddings and name == "lm_head.weight")
+
+
+def check_stored_shapes(directory: str | Path, expected_shapes: dict[str, tuple[int, ...]]) -> None:
+    """The safetensors headers hold every expected tensor in its expected shape (no weight is read)."""
+    stored = tensor_shapes(directory)
+    missing = sorted(set(expected_shapes) - set(stored))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CheckpointError(f"{directory}: missing tensors {shown}")
+    for name, shape in expected_shapes.items():
+        if stored[name] != shape:
+            raise CheckpointError(f"{directory}: tensor {name} has shape {stored[name]}, config.json implies {shape}")
+
+
 def load_model(directory: str | Path, dtype: torch.dtype = torch.float32,
                device: str | torch.device = "cpu") -> LlamaModel:
     """Build our model from a local HF directory, weights cast to `dtype` on `device`."""
     args = read_model_args(directory)
     with torch.device("meta"):
         model = LlamaModel(args)
-    names = [n for n in model.state_dict() if not (args.tie_word_embeddings and n == "lm_head.weight")]
+    names = [n for n in model.state_dict() if is_stored(args, n)]
     state = load_state_dict(directory, names)
     for name, tensor in state.items():
         expected = model.state_dict()[name].shape
@@ -135,7 +152,7 @@ def save_model(model: LlamaModel, directory: str | Path, dtype: torch.dtype | No
     args = model.args
     state = {}
     for name, tensor in (state_dict if state_dict is not None else model.state_dict()).items():
-        if args.tie_word_embeddings and name == "lm_head.weight":
+        if not is_stored(args, name):
             continue
         tensor = tensor.detach().to("cpu")
         state[name] = (tensor.to(dtype) if dtype else tensor).contiguous()

@@ -24,7 +24,7 @@ from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.parallel import full_state_dict, is_sharded
 from simpo_live.errors import NonFiniteError
 from simpo_live.model import LlamaModel, ModelArgs
-from simpo_live.model.checkpoint import CheckpointError, read_model_args, save_model, tensor_shapes
+from simpo_live.model.checkpoint import CheckpointError, is_stored, read_model_args, save_model, tensor_shapes
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
@@ -171,7 +171,7 @@ def read_checkpoint(path: Path, args: ModelArgs) -> TrainerState:
         own = {name: tuple(t.shape) for name, t in LlamaModel(args).state_dict().items()}
     saved = tensor_shapes(path)
     for name, shape in own.items():
-        if args.tie_word_embeddings and name == "lm_head.weight":
+        if not is_stored(args, name):
             continue
         if name not in saved:
             raise CheckpointError(f"{path}: tensor {name} is missing")
