@@ -123,9 +123,11 @@ class TrainerConfig(Section):
     O(tokens x vocab). auto: ~64 MiB of fp32 logits per chunk (vocab 128,256 -> 128); 0: all at once."""
     activation_checkpointing: bool = False
     """Recompute each decoder layer's activations in backward (non-reentrant) instead of keeping them."""
-    packing: bool = True
+    packing: Literal["auto"] | bool = "auto"
     """Pack each micro-batch's pairs end to end into one padding-free row (positions restart and attention stays
-    within each sequence); false: right-padded rows, the reference layout."""
+    within each sequence); false: right-padded rows, the reference layout. auto: packed on CPU, and on CUDA when
+    the varlen attention kernel serves the compute dtype (bf16/fp16, torch >= 2.10), padded otherwise; true where
+    that kernel is missing falls back to padded with a warning (train/layout.py)."""
     micro_batch_tokens: Literal["auto"] | Annotated[int, Field(ge=2)] = "auto"
     """Packing: most tokens per micro-batch (chosen + rejected of its pairs; micro_batch_size still caps the pairs);
     at least 2 x data.max_seq_len so any pair fits. auto: 2 x micro_batch_size x data.max_seq_len, the padded

@@ -29,6 +29,7 @@ from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
 from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
 from simpo_live.train.hooks import HookRegistry
+from simpo_live.train.layout import choose_layout
 from simpo_live.train.loss import LossOptions
 from simpo_live.train.optim import build_optimizer, build_scheduler
 from simpo_live.train.ownership import record_config_changes
@@ -94,8 +95,19 @@ def micro_batch_size_per_rank(cfg: SimpoConfig, world_size: int) -> int:
     return micro
 
 
+def training_compute_dtype(cfg: SimpoConfig, raw_model: LlamaModel, device: torch.device) -> torch.dtype:
+    """The dtype the forward computes in: autocast's, else FSDP's bf16 all-gather on CUDA (distributed/parallel.py),
+    else the weights'."""
+    autocast = autocast_dtype(cfg, device)
+    if autocast is not None:
+        return autocast
+    if cfg.trainer.strategy == "fsdp" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return next(raw_model.parameters()).dtype
+
+
 def step_settings(cfg: SimpoConfig, raw_model: LlamaModel, device: torch.device) -> StepSettings:
-    compute_dtype = autocast_dtype(cfg, device) or next(raw_model.parameters()).dtype
+    compute_dtype = training_compute_dtype(cfg, raw_model, device)
     trainer = cfg.trainer
     return StepSettings(
         cfg.beta, cfg.gamma_beta_ratio, cfg.optimizer.max_grad_norm, autocast_dtype(cfg, device), device,
@@ -152,10 +164,13 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         restore_rng_state(state.rng)
 
     settings = step_settings(cfg, raw_model, device)
+    layout = choose_layout(cfg.trainer.packing, device, training_compute_dtype(cfg, raw_model, device))
+    if layout.warning and rank.is_leader:
+        print(f"warning: {layout.warning}", file=sys.stderr)
     return TrainingSession(
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
-        batching=MicroBatching(cfg.trainer.packing, micro_batch_size, cfg.micro_batch_tokens()),
+        batching=MicroBatching(layout.packed, micro_batch_size, cfg.micro_batch_tokens()),
         pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
         pairs=SeededPairs(data.train, cfg.trainer.train_batch_size, cfg.trainer.seed),
         step=state.step if state else 0, resumed_from=resume_path,
