@@ -11,6 +11,10 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if not torch.cuda.is_available():
+    # The engine's Triton decode kernel runs on CPU tensors through Triton's interpreter in tests; the mode is
+    # fixed when triton is first imported (torch itself does not import it).
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from reward_models import make_reward_model_dir  # noqa: E402
 

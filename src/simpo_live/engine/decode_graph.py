@@ -3,8 +3,9 @@
 An eager decode round on CUDA is bound by kernel launches, not memory (figures in docs/decisions.md). A
 decode-only round (no prompt chunk in it; the steady state of an eval) is therefore run over static buffers sized
 by bucket, padded rows to the next power of two (at least runner.MIN_ROWS) and contexts to the next multiple of
-CONTEXT_BUCKET, and on CUDA the forward for each (rows, context) bucket is captured once into a graph and
-replayed. The cache plans the bucket's attention from the static tensors (`plan_bucket`); padded rows write to and
+CONTEXT_BUCKET, and on CUDA the forward for each (rows, context) bucket is captured into a graph once the bucket
+has run CAPTURE_AFTER_USES times eagerly, then replayed: a capture costs a few forwards, which a bucket used a handful
+of times (short evals, the tail of a long one) never earns back. The cache plans the bucket's attention from the static tensors (`plan_bucket`); padded rows write to and
 read from its scratch handle, which no sequence owns; padded keys are masked.
 
 Graphs belong to one Engine: they hold the addresses of its KV cache and of the weights it computes with. Weight
@@ -24,6 +25,7 @@ from simpo_live.intmath import round_up
 from simpo_live.model.llama import LlamaModel
 
 CONTEXT_BUCKET = 256  # context padding granule: W2 (contexts up to 576) needs 3 context buckets per row bucket
+CAPTURE_AFTER_USES = 8  # eager runs of a bucket before it is captured (a capture is 2 warm-up forwards + 1 recorded)
 
 
 def bucket_rows(rows: int, min_rows: int) -> int:
@@ -46,6 +48,7 @@ class BucketForward:
         self.lengths = torch.ones(rows, dtype=torch.long, device=device)
         self.logits: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.num_uses = 0
 
     def load(self, token_ids: list[int], positions: list[int], spans: list[tuple[int, int]]) -> None:
         """Copy one round's rows into the static inputs (one host-to-device copy); padded rows point at scratch."""
@@ -106,11 +109,10 @@ class DecodeGraphs:
         forward = self.buckets.get(key)
         if forward is None:
             forward = self.buckets[key] = BucketForward(self.model, self.cache, rows, context)
-            forward.load(token_ids, positions, spans)
-            if self.capture:
-                forward.capture(self.pool, self.stream)
-        else:
-            forward.load(token_ids, positions, spans)
+        forward.load(token_ids, positions, spans)
+        forward.num_uses += 1
+        if self.capture and forward.graph is None and forward.num_uses >= CAPTURE_AFTER_USES:
+            forward.capture(self.pool, self.stream)
         if forward.graph is not None:
             forward.graph.replay()
         else:

@@ -41,6 +41,10 @@ class EngineConfig:
     # Decode-only rounds over bucketed static buffers, captured as CUDA graphs (decode_graph.py). auto: on CUDA
     # with kv_layout strided_slots; "on" also runs the bucketed path on CPU, uncaptured (tests).
     decode_graphs: Literal["auto", "on", "off"] = "auto"
+    # Decode attention over strided slots. auto: the Triton kernel on CUDA (decode_kernel.py) once it agrees with
+    # SDPA on this device, else the masked SDPA view (with a warning); sdpa: always the view; triton: the kernel,
+    # and an error where it cannot run.
+    decode_attention: Literal["auto", "sdpa", "triton"] = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: how the eval hands its whole configuration to a `simpo-live sample` child."""
@@ -73,6 +77,8 @@ class EngineConfig:
             problems.append(f"kv_layout must be auto, slots or strided_slots (got {self.kv_layout!r})")
         if self.decode_graphs not in ("auto", "on", "off"):
             problems.append(f"decode_graphs must be auto, on or off (got {self.decode_graphs!r})")
+        if self.decode_attention not in ("auto", "sdpa", "triton"):
+            problems.append(f"decode_attention must be auto, sdpa or triton (got {self.decode_attention!r})")
         if problems:
             raise ValueError("engine config error: " + "; ".join(problems))
 

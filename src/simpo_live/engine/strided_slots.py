@@ -3,12 +3,14 @@
 Per layer, k and v are each one (num_slots * slot_len [+ slot_len scratch], num_kv_heads, head_dim) tensor; slot i
 holds its sequence's positions at rows [i * slot_len, (i + 1) * slot_len). Decode views slots [0, n) as
 (n, Hkv, padded_len, D) with no copy and runs one SDPA with a length mask: no gather of contexts (figures in
-docs/decisions.md). Prefill writes and reads a slot's rows directly. Decode-only rounds replay as CUDA graphs over
+docs/decisions.md); or, with `decode_kernel` (the CUDA default, decode_kernel.py), reads each row's slot up to its
+own length in one Triton kernel. Prefill writes and reads a slot's rows directly. Decode-only rounds replay as CUDA graphs over
 static buffers (decode_graph.py), their padded rows writing to and reading from a scratch slot past the pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +30,7 @@ class SlotViewPlan:
     num_slots: int
     padded_len: int
     row_slots: torch.Tensor  # (B,)
+    row_lengths: torch.Tensor  # (B,) positions each row attends to, its new token included; <= padded_len
     write_index: torch.Tensor  # (B,) pool row of each row's new token
     mask: torch.Tensor  # (num_slots, 1, 1, padded_len) True where attended; idle slots see position 0 only
 
@@ -42,7 +45,7 @@ def slot_view_plan(row_slots: torch.Tensor, lengths: torch.Tensor, num_slots: in
     slot_lengths = torch.ones(num_slots, dtype=lengths.dtype, device=lengths.device).index_copy_(0, row_slots, lengths)
     offsets = torch.arange(padded_len, device=lengths.device)
     mask = (offsets < slot_lengths.unsqueeze(-1)).view(num_slots, 1, 1, padded_len)
-    return SlotViewPlan(num_slots, padded_len, row_slots, row_slots * slot_len + lengths - 1, mask)
+    return SlotViewPlan(num_slots, padded_len, row_slots, lengths, row_slots * slot_len + lengths - 1, mask)
 
 
 class StridedSlotCache:
@@ -50,7 +53,7 @@ class StridedSlotCache:
     more slot past them that no sequence owns (the padded rows of bucketed decode rounds)."""
 
     def __init__(self, args: ModelArgs, num_slots: int, slot_len: int, dtype: torch.dtype, device: torch.device,
-                 scratch_slot: bool = False):
+                 scratch_slot: bool = False, decode_kernel: Callable | None = None):
         shape = ((num_slots + scratch_slot) * slot_len, args.num_key_value_heads, args.head_dim)  # (N, Hkv, D)
         # Slot views read (masked) positions past a sequence's length: they must hold finite numbers, as a masked
         # key still adds 0 * value.
@@ -59,6 +62,7 @@ class StridedSlotCache:
         self.dtype, self.device = dtype, device
         self.slot_len = slot_len
         self.scratch_handle = num_slots  # the scratch slot (only written when scratch_slot)
+        self.decode_kernel = decode_kernel  # decode_kernel.split_decode_attention, or None: the masked SDPA view
 
     def locate(self, kv_start: int) -> int:
         """The handle `write`, `context` and the decode plans take for the sequence at pool offset `kv_start`."""
@@ -95,6 +99,9 @@ class StridedSlotCache:
         cache_k, cache_v = self.k[layer], self.v[layer]
         cache_k.index_copy_(0, plan.write_index, k)  # cheaper than an index_put
         cache_v.index_copy_(0, plan.write_index, v)
+        if self.decode_kernel is not None:
+            return self.decode_kernel(q, cache_k, cache_v, plan.row_slots, plan.row_lengths, self.slot_len,
+                                      plan.padded_len)
         q_fold = q.view(rows, num_kv_heads, num_heads // num_kv_heads, head_dim)  # GQA folded into query rows
         q_slots = q.new_zeros(plan.num_slots, *q_fold.shape[1:]).index_copy_(0, plan.row_slots, q_fold)
 

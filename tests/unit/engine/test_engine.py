@@ -224,3 +224,34 @@ def test_bucketed_decode_rounds_keep_outputs(tiny_model, prompts, reference, con
 def test_decode_graphs_on_needs_the_strided_slot_layout(tiny_model):
     with pytest.raises(ValueError, match="decode_graphs 'on' needs kv_layout 'strided_slots' \\(got 'slots'\\)"):
         Engine(tiny_model, None, EngineConfig(kv_layout="slots", decode_graphs="on"))
+
+
+def test_a_bucket_is_captured_once_after_its_eager_runs_then_replayed(tiny_model, prompts, reference, monkeypatch):
+    """The capture decision of decode_graph.py, run on CPU: the CUDA capture is replaced by a stand-in graph whose
+    replay runs the same bucketed forward."""
+    from simpo_live.engine import decode_graph
+
+    captures, replays = [], []
+
+    class StandInGraph:
+        def __init__(self, forward):
+            self.forward = forward
+
+        def replay(self):
+            replays.append(self.forward.num_uses)
+            self.forward()
+
+    def capture(forward, pool, stream):
+        captures.append((forward.rows, forward.context, forward.num_uses))
+        forward.graph = StandInGraph(forward)
+
+    monkeypatch.setattr(decode_graph.BucketForward, "capture", capture)
+    with Engine(tiny_model, None, EngineConfig(decode_graphs="on", kv_layout="strided_slots", max_seqs=16)) as engine:
+        engine.runner.graphs.capture = True  # what CUDA sets; pool and stream stay None here
+        out = {c.request_id: c.token_ids for c in engine.generate(requests_for(prompts))}
+        uses = {key: forward.num_uses for key, forward in engine.runner.graphs.buckets.items()}
+    assert out == reference
+    assert captures == [(rows, context, decode_graph.CAPTURE_AFTER_USES) for (rows, context), n in uses.items()
+                        if n >= decode_graph.CAPTURE_AFTER_USES]
+    assert captures and len(replays) == sum(n - decode_graph.CAPTURE_AFTER_USES + 1 for n in uses.values()
+                                            if n >= decode_graph.CAPTURE_AFTER_USES)
