@@ -90,9 +90,7 @@ def eval_bandwidth_bound_sec(model_dir: Path, prompts: int, prompt_tokens: int, 
     return new_tokens * (weight_bytes + kv_read) / (peak_tb_s * 1e12)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="1b", choices=sorted(SIZES))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=6)
@@ -101,7 +99,17 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=1024)
     parser.add_argument("--eval-new-tokens", type=int, default=2048)
     parser.add_argument("--peak-tb-s", type=float, default=4.8)
-    args = parser.parse_args()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    add_arguments(parser)
+    print(json.dumps(train_check(parser.parse_args())), flush=True)
+
+
+def train_check(args: argparse.Namespace) -> dict:
+    """Make the model and data under args.out, train under torchrun with one eval, and return the result line."""
     model_dir, run_dir, data = args.out / "model", args.out / "run", args.out / "pairs.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
     params = make_model(model_dir, args.size)
@@ -142,7 +150,7 @@ def main() -> None:
                                          "total_callback_time_sec", "engine_creation_time_sec")))})
         bound = eval_bandwidth_bound_sec(model_dir, args.eval_prompts, 16, args.eval_new_tokens, args.peak_tb_s)
         result["eval_hbm_bound_sec"] = round(bound, 2)
-    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":
