@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 MASK64 = (1 << 64) - 1
 
 
@@ -20,6 +22,21 @@ def splitmix64(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
     return x ^ (x >> 31)
+
+
+def splitmix64_array(x: np.ndarray) -> np.ndarray:
+    """`splitmix64` of each element of a uint64 array, bit for bit (uint64 arithmetic wraps modulo 2**64)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def mix_pairs(roots: list[int], parts: list[int]) -> np.ndarray:
+    """mix(roots[i], parts[i]) for every i at once, as uint64 (the sampler's per-row uniforms)."""
+    roots_array = np.array([r & MASK64 for r in roots], dtype=np.uint64)
+    parts_array = np.array([p & MASK64 for p in parts], dtype=np.uint64)
+    return splitmix64_array(splitmix64_array(roots_array) ^ parts_array)
 
 
 def mix(root: int, *parts: int) -> int:

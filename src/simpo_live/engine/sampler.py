@@ -9,10 +9,11 @@ nucleus is larger, so it is exact. This module decides nothing about which rows 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from simpo_live.engine.params import SamplingParams
-from simpo_live.seeds import mix
+from simpo_live.seeds import mix, mix_pairs
 
 NUM_CANDIDATES = 256
 CDF_BLOCK = 64  # two-level inverse CDF for rows at least 4 blocks wide (see _inverse_cdf)
@@ -22,6 +23,13 @@ def uniform(seed: int, position: int) -> float:
     """A float64 in (0, 1) from (seed, output position) alone; 53 bits so it is exact and never 0 or 1."""
     h = mix(seed, position)
     return ((h >> 11) + 0.5) / float(1 << 53)
+
+
+def uniforms(seeds: list[int], positions: list[int]) -> np.ndarray:
+    """`uniform` of each (seed, position) pair, bit for bit, in one vectorised pass: per-row Python hashing cost
+    milliseconds per decode round at a thousand sequences."""
+    h = mix_pairs(seeds, positions)
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
 
 
 def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -87,7 +95,7 @@ def sample(logits: torch.Tensor, params: list[SamplingParams], seeds: list[int],
         temperatures = [params[i].temperature for i in rows]
         if any(t != 1.0 for t in temperatures):
             x = x / torch.tensor(temperatures, device=device).unsqueeze(-1)
-        u = torch.tensor([uniform(seeds[i], positions[i]) for i in rows], dtype=torch.float64, device=device)
+        u = torch.from_numpy(uniforms([seeds[i] for i in rows], [positions[i] for i in rows])).to(device)
         restricted = [p.top_k > 0 or p.top_p < 1.0 for p in (params[i] for i in rows)]
         plain = [j for j, r in enumerate(restricted) if not r]
         if len(plain) == len(rows):

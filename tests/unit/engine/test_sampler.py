@@ -86,3 +86,14 @@ def test_logprobs_are_log_softmax_of_the_raw_logits():
     tokens, logprobs = sample(logits, [SamplingParams(temperature=0.5)] * 3, [1, 2, 3], [0] * 3, want_logprobs=True)
     expected = torch.log_softmax(logits, -1)[torch.arange(3), torch.tensor(tokens)]
     assert all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(logprobs, expected.tolist()))
+
+
+def test_vectorised_uniforms_equal_the_scalar_ones_bit_for_bit():
+    from simpo_live.engine.sampler import uniforms
+
+    g = torch.Generator().manual_seed(0)
+    seeds = [0, 1, (1 << 63) - 1, *torch.randint(0, 1 << 62, (200,), generator=g).tolist()]
+    positions = [0, (1 << 40) + 3, 7, *torch.randint(0, 1 << 20, (200,), generator=g).tolist()]
+    values = uniforms(seeds, positions)
+    assert values.dtype.name == "float64"
+    assert values.tolist() == [uniform(s, p) for s, p in zip(seeds, positions)]
