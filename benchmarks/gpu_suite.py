@@ -50,13 +50,14 @@ SIZES = {
 }
 
 
-def train_run(out: Path, name: str, overrides: list[str], device: str) -> dict:
-    """`simpo-live train` in a fresh process: wall seconds, and each eval's and round's seconds from metrics.jsonl."""
+def train_run(out: Path, name: str, overrides: list[str], device: str, timeout_sec: float) -> dict:
+    """`simpo-live train` in a fresh process: wall seconds, and each eval's seconds from metrics.jsonl. A run past
+    `timeout_sec` is stopped (TimeoutExpired is the check's error), so one slow run cannot eat the device time."""
     run_dir = out / name
     command = [sys.executable, "-m", "simpo_live", "train", f"--trainer.run_dir={run_dir}",
                f"--trainer.device={device}", "--trainer.progress=false", *overrides]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, timeout=timeout_sec)
     wall = time.perf_counter() - start
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: round(r["inference_eval/total_callback_time_sec"], 2) for r in rows
@@ -80,13 +81,13 @@ def check_kernel(args, size) -> dict:
 
 
 def check_default(args, size) -> dict:
-    return train_run(args.out, "default", size["run"], args.device)
+    return train_run(args.out, "default", size["run"], args.device, args.run_timeout_sec)
 
 
 def check_onpolicy_bf16(args, size) -> dict:
     return train_run(args.out, "onpolicy_bf16", ["--config", str(PRESETS_DIR / "onpolicy.yaml"),
                                                  "--model.dtype=bfloat16", *size["run"], *size["onpolicy"]],
-                     args.device)
+                     args.device, args.run_timeout_sec)
 
 
 def check_train_1b(args, size) -> dict:
@@ -193,6 +194,7 @@ def main() -> None:
     parser.add_argument("--checks", default=",".join(CHECKS), help="comma list of " + ", ".join(CHECKS))
     parser.add_argument("--peak-tb-s", type=float, default=4.8)
     parser.add_argument("--hf-new-tokens", type=int, default=128, help="HF generates at most this many tokens")
+    parser.add_argument("--run-timeout-sec", type=float, default=180, help="limit of each end-to-end train run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     size = SIZES[args.size]
