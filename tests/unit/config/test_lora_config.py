@@ -43,3 +43,13 @@ def test_training_without_lora_never_imports_peft(task_assets, tmp_path):
               "== 0; assert 'peft' not in sys.modules, 'peft was imported'")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_lora_preset_is_the_default_run_with_rank_8_adapters_and_a_10x_learning_rate():
+    from simpo_live.config.load import PRESETS
+
+    default, lora = load_config().model_dump(), load_config(PRESETS / "lora.yaml").model_dump()
+    assert {k for k in default if default[k] != lora[k]} == {"lora", "optimizer", "trainer"}
+    assert lora["lora"]["rank"] == 8 and lora["optimizer"]["learning_rate"] == 10 * default["optimizer"]["learning_rate"]
+    assert {k for k in default["optimizer"] if default["optimizer"][k] != lora["optimizer"][k]} == {"learning_rate"}
+    assert {k for k in default["trainer"] if default["trainer"][k] != lora["trainer"][k]} == {"run_dir"}
