@@ -1,5 +1,6 @@
-"""Training memory on CPU: peak RSS of a SimPO step with and without chunked log-probs and activation
-checkpointing, the memory plan's prediction beside it, and the per-rank peak RSS of 2-rank FSDP2 loading.
+"""Training memory on CPU: peak RSS of a SimPO step with and without chunked log-probs, activation
+checkpointing and LoRA adapters, the memory plan's prediction beside it, and the per-rank peak RSS of 2-rank
+FSDP2 loading.
 
 Every case runs in a fresh process (peak RSS only grows), one thread, and prints one JSON line:
 
@@ -52,6 +53,9 @@ STEP_CASES = {
 }
 for _name in ("vocab_chunked", "vocab_unchunked"):  # the same with checkpointed layers: the logits dominate
     STEP_CASES[_name + "_checkpointed"] = {**STEP_CASES[_name], "checkpointing": True}
+# LoRA rank 8 on every projection of a frozen fp32 base (32k vocabulary, hidden 1024, 12 layers), 2 pairs of 2,048.
+STEP_CASES["lora"] = dict(vocab=32_000, hidden=1024, inter=2816, layers=12, heads=16, kv_heads=8, pairs=2,
+                          prompt=1024, response=1024, chunk="auto", checkpointing=False, lora=8)
 # The log-prob op alone (lm_head + log-softmax + gather, forward and backward) at 4,096 scored positions.
 LOGPROB_CASES = {"logprob_chunked": dict(vocab=LLAMA3_VOCAB, hidden=512, tokens=4096, chunk="auto"),
                  "logprob_unchunked": dict(vocab=LLAMA3_VOCAB, hidden=512, tokens=4096, chunk=0)}
@@ -103,7 +107,8 @@ def predicted_plan(c: dict, args: ModelArgs) -> MemoryPlan:
                                  f"--trainer.train_batch_size={c['pairs']}",
                                  f"--trainer.logprob_chunk_tokens={c['chunk']}",
                                  f"--trainer.activation_checkpointing={str(c['checkpointing']).lower()}",
-                                 "--trainer.precision=fp32", "--inference_eval.enabled=false"])
+                                 "--trainer.precision=fp32", "--inference_eval.enabled=false",
+                                 f"--lora.rank={c.get('lora') or 'null'}"])
     pair = TokenizedPair([1] * c["prompt"], [1] * c["response"], [1] * c["response"], "bench", "")
     return MemoryPlan.of(plan_inputs(cfg, args, 1, "cpu", pairs=[pair]), device_bytes=0)
 
@@ -114,6 +119,8 @@ def run_step_case(c: dict) -> dict:
     from simpo_live.train.step import StepSettings, train_step
 
     torch.set_num_threads(1)
+    if c.get("lora"):
+        import peft  # noqa: F401  the library's own code is runtime, like torch's: imported before the baseline
     baseline = rss_bytes("VmRSS")
     args = model_args(c)
     torch.manual_seed(0)
@@ -122,8 +129,16 @@ def run_step_case(c: dict) -> dict:
         for p in model.parameters():
             p.normal_(0.0, 0.02)
     model.set_activation_checkpointing(c["checkpointing"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    for p in model.parameters():  # prime AdamW's moments, then drop the gradients as train_step does after each
+    if c.get("lora"):  # peft's adapters on the frozen base, as the trainer adds them
+        from simpo_live.config.schema import LoraConfig
+        from simpo_live.model.lora import add_adapters, initial_adapters, peft_config, set_adapters
+
+        config = peft_config(LoraConfig(rank=c["lora"]))
+        add_adapters(model, config)
+        set_adapters(model, initial_adapters(args, config, 0))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-5)
+    for p in trained:  # prime AdamW's moments, then drop the gradients as train_step does after each
         p.grad = torch.zeros_like(p)  # update: from step 2 on a step starts with the moments and no gradients
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -144,7 +159,7 @@ def run_step_case(c: dict) -> dict:
     plan = predicted_plan(c, args)
     return {"params": model.num_parameters(), "scored_tokens": int(batch.response_mask[:, 1:].sum()),
             "tokens": batch.input_ids.numel(), "chunk_tokens": settings.logprob_chunk_tokens,
-            "checkpointing": c["checkpointing"], "step_time_sec": round(step_time, 2),
+            "checkpointing": c["checkpointing"], "lora_rank": c.get("lora"), "step_time_sec": round(step_time, 2),
             "tokens_per_sec": round(batch.input_ids.numel() / step_time, 1),
             "loss": metrics.loss, "peak_step_gib": round((peak - baseline) / GIB, 3),
             "activation_gib": round((peak - before_step) / GIB, 3),

@@ -134,5 +134,19 @@ def report(run_dir: str) -> None:
     click.echo(write_report(run_dir))
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--merged", "out_dir", required=True, type=click.Path(), help="New directory for the merged model.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Merged weights' dtype; auto: the run's model.dtype.")
+@click.option("--base", "base_dir", type=click.Path(file_okay=False), default=None,
+              help="Base model directory; default: the one the adapters were trained on (adapter_config.json).")
+def export(run_dir: str, out_dir: str, dtype: str, base_dir: str | None) -> None:
+    """Merge a LoRA run's latest adapters into its base model and write a Hugging Face model directory."""
+    from simpo_live.export import export_merged
+
+    click.echo(export_merged(run_dir, out_dir, dtype, base_dir))
+
+
 if __name__ == "__main__":
     main()

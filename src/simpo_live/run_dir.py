@@ -17,15 +17,16 @@ def is_run_dir(path: str | Path) -> bool:
     return any((Path(path) / marker).exists() for marker in RUN_MARKERS)
 
 
-def require_run_dir(path: str | Path) -> Path:
-    """`path` as a run directory the report can read and write into, or a RunDirError saying why not."""
+def require_run_dir(path: str | Path, writable: bool = True) -> Path:
+    """`path` as a run directory the report can read and write into (or, not `writable`, read), or a RunDirError
+    saying why not."""
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: not a directory")
     if not is_run_dir(path):
         raise RunDirError(f"{path}: not a simpo-live run directory (none of {', '.join(RUN_MARKERS)} in it); "
                           "give the trainer.run_dir of a run")
-    if not os.access(path, os.W_OK):
+    if writable and not os.access(path, os.W_OK):
         raise RunDirError(f"{path}: not writable, so report.html cannot be written there")
     return path
 

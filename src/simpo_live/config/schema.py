@@ -5,6 +5,7 @@ Code below `config/` trusts these objects: ranges, enums and cross-field rules a
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -73,6 +74,34 @@ class OptimizerConfig(Section):
     """Final learning rate as a fraction of the peak."""
     max_grad_norm: float | None = Field(1.0, gt=0)
     """Clip the global gradient norm to this value; null disables clipping."""
+
+
+# The decoder's nn.Linear modules a LoRA adapter may wrap (HF names). Not the lm_head: the chunked log-probs read its
+# weight directly, so an adapter there would be skipped in training.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraConfig(Section):
+    rank: int | None = Field(None, ge=1)
+    """LoRA rank: train rank-r adapters (the peft library) on a frozen base model instead of every weight; null:
+    full fine-tuning. Checkpoints then hold the adapters only (peft's adapter_model.safetensors and
+    adapter_config.json); `simpo-live export RUN_DIR --merged OUT` writes the merged model."""
+    alpha: float = Field(16.0, gt=0)
+    """Adapter scale: the update added to a weight is (alpha / rank) x B @ A."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the adapters' input (training only)."""
+    target_modules: list[Literal[LORA_TARGETS]] = Field(list(LORA_TARGETS), min_length=1)
+    """Projections of every decoder layer that get an adapter."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank is not None
+
+    @model_validator(mode="after")
+    def _needs_peft(self) -> LoraConfig:
+        if self.enabled and importlib.util.find_spec("peft") is None:
+            raise ValueError("lora.rank is set but the peft library is not installed: pip install 'simpo-live[lora]'")
+        return self
 
 
 class TrainerConfig(Section):
@@ -279,6 +308,7 @@ class SimpoConfig(Section):
     tracker: TrackerConfig = TrackerConfig()
     inference_eval: InferenceEvalConfig = InferenceEvalConfig()
     onpolicy: OnPolicyConfig = OnPolicyConfig()
+    lora: LoraConfig = LoraConfig()
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> SimpoConfig:

@@ -24,43 +24,70 @@ from simpo_live.model.checkpoint import (
     load_model,
     read_model_args,
 )
+from simpo_live.model.lora import Adapters, add_adapters, base_name, is_adapter, set_adapters, set_base_dtype
 
 
 def load_for_training(directory: str | Path, strategy: str, rank: RankInfo, device: torch.device, dtype: str,
-                      activation_checkpointing: bool) -> tuple[LlamaModel, torch.nn.Module]:
+                      activation_checkpointing: bool, adapters: Adapters | None = None
+                      ) -> tuple[LlamaModel, torch.nn.Module]:
     """(the plain module, what training calls) with the weights of `directory` (a model or a checkpoint).
 
     `dtype` is `model.dtype`: the dtype of the weights the optimizer updates, except under FSDP2 where
     'bfloat16' keeps fp32 shards (and fp32 optimizer state) and computes and all-gathers in bf16.
+    With `adapters` (LoRA) the weights of `directory` are the frozen base, in `dtype` under either strategy, and
+    only the adapters (fp32) train.
     """
     if uses_fsdp(strategy):
         model = load_sharded(directory, rank, device, bf16_compute=dtype == "bfloat16",
-                             activation_checkpointing=activation_checkpointing)
+                             activation_checkpointing=activation_checkpointing, adapters=adapters,
+                             base_dtype=DTYPES[dtype])
         return model, model
     raw_model = load_model(directory, dtype=DTYPES[dtype], device=device)
+    if adapters is not None:
+        add_adapters(raw_model, adapters.config)
+        set_adapters(raw_model, adapters.weights)
     raw_model.set_activation_checkpointing(activation_checkpointing)
     return raw_model, wrap_with_ddp(raw_model, rank, device)
 
 
 def load_sharded(directory: str | Path, rank: RankInfo, device: torch.device, bf16_compute: bool,
-                 activation_checkpointing: bool) -> LlamaModel:
-    """An FSDP2-sharded fp32 model holding the weights of `directory`, each rank allocating only its shards."""
+                 activation_checkpointing: bool, adapters: Adapters | None = None,
+                 base_dtype: torch.dtype = torch.float32) -> LlamaModel:
+    """An FSDP2-sharded fp32 model holding the weights of `directory`, each rank allocating only its shards.
+
+    With `adapters` the frozen base is sharded too, in `base_dtype` (no fp32 master copy: it is never updated),
+    and the adapters (fp32) are sharded from their whole weights.
+    """
     args = read_model_args(directory)
     with torch.device("meta"):
         model = LlamaModel(args)
+    if adapters is not None:
+        add_adapters(model, adapters.config)
+        set_base_dtype(model, base_dtype)
     model.set_activation_checkpointing(activation_checkpointing)
-    stored_names = checkpoint_names(model)
-    expected_shapes = {name: tuple(t.shape) for name, t in model.state_dict().items() if name in stored_names}
-    check_stored_shapes(directory, expected_shapes)
+    check_stored_shapes(directory, {name: tuple(t.shape) for name, t in stored_tensors(model).items()})
     shard_with_fsdp(model, rank, device, bf16_compute=bf16_compute)
     model.to_empty(device=device)  # this rank's shards only, uninitialised until read below
     model.reset_rope_buffers()
     read_own_shards(model, directory)
+    if adapters is not None:
+        set_sharded_adapters(model, adapters.weights)
     return model
 
 
-def checkpoint_names(model: LlamaModel) -> set[str]:
-    return {n for n in model.state_dict() if is_stored(model.args, n)}
+def stored_tensors(model: LlamaModel) -> dict[str, torch.Tensor]:
+    """The model's base weights by checkpoint name (`base_name`: a LoRA-wrapped projection's weight under its HF
+    name); adapters and a tied lm_head are not checkpoint tensors."""
+    return {base_name(n): t for n, t in model.state_dict().items()
+            if not is_adapter(n) and is_stored(model.args, base_name(n))}
+
+
+def set_sharded_adapters(model: LlamaModel, weights: dict[str, torch.Tensor]) -> None:
+    """Each rank keeps its shard of the whole adapter weights every rank holds (no collective)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, {n: t.float() for n, t in weights.items()},
+                         options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def read_own_shards(model: LlamaModel, directory: str | Path) -> None:
@@ -72,8 +99,8 @@ def read_own_shards(model: LlamaModel, directory: str | Path) -> None:
     """
     import torch.distributed.checkpoint as dcp
 
-    state = model.state_dict()
-    for names in weight_groups(checkpoint_names(model)):
+    state = stored_tensors(model)
+    for names in weight_groups(set(state)):
         try:
             dcp.load({name: state[name] for name in names},
                      storage_reader=dcp.HuggingFaceStorageReader(str(directory)))

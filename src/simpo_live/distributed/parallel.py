@@ -1,7 +1,8 @@
 """Wrap the model for the training strategy (DDP or FSDP2), and give the engine a full replica of it.
 
 Under DDP every rank already holds the whole module, which the engine uses as is (no copy). Under FSDP2
-each rank holds a shard, so for an eval every rank gathers a full replica and frees it afterwards.
+each rank holds a shard, so for an eval every rank gathers a full replica and frees it afterwards. A model with
+LoRA adapters always gets a replica, with the adapters merged into it (never into the training weights).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from simpo_live.distributed.env import RankInfo
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import is_stored
+from simpo_live.model.lora import adapter_config, base_name, has_adapters, is_adapter, is_merge_target, merged_model
 
 
 def wrap_with_ddp(model: LlamaModel, rank: RankInfo, device: torch.device) -> torch.nn.Module:
@@ -79,6 +81,16 @@ def whole_value(tensor: torch.Tensor) -> float:
     return float(tensor.full_tensor() if isinstance(tensor, DTensor) else tensor)
 
 
+def plain_replica(args, state: dict[str, torch.Tensor], device: torch.device) -> LlamaModel:
+    with torch.device("meta"):
+        replica = LlamaModel(args)
+    replica.load_state_dict(state, strict=False, assign=True)
+    if args.tie_word_embeddings:
+        replica.lm_head.weight = replica.model.embed_tokens.weight
+    replica.reset_rope_buffers()
+    return replica.to(device)
+
+
 def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, torch.Tensor]:
     """The unsharded state dict with the plain module's names (a collective under FSDP: every rank must call it)."""
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -91,18 +103,30 @@ def full_state_dict(model: torch.nn.Module, *, leader_only: bool) -> dict[str, t
     return get_model_state_dict(model, options=options)
 
 
+def full_adapter_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every LoRA adapter weight whole, where it lives (a collective under FSDP: every rank must call it)."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    return {name: (t.full_tensor() if isinstance(t, DTensor) else t).detach()
+            for name, t in model.state_dict().items() if is_adapter(name)}
+
+
 def replica_state_dict(model: LlamaModel, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """Every weight whole and in `dtype` (None: as trained), one tensor at a time: a shard is cast before its
-    all-gather, so under FSDP the full model only ever exists in the eval dtype (a collective: every rank calls it).
-    """
+    """Every base weight whole and in `dtype` (None: as trained) by checkpoint name, one tensor at a time: a
+    shard is cast before its all-gather, so under FSDP the full model only ever exists in the eval dtype (a
+    collective: every rank calls it). A weight that a LoRA adapter will be merged into is always a copy."""
     from torch.distributed.tensor import DTensor
 
     state = {}
     for name, tensor in model.state_dict().items():
-        if not is_stored(model.args, name):
-            continue  # the embedding; re-tied by the caller
-        tensor = tensor.detach().to(dtype) if dtype is not None else tensor.detach()
-        state[name] = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+        if is_adapter(name) or not is_stored(model.args, base_name(name)):
+            continue  # adapters (merged by the caller), the tied embedding (re-tied by the caller)
+        tensor = tensor.detach()
+        if dtype is not None or is_merge_target(name):
+            tensor = tensor.to(dtype or tensor.dtype, copy=is_merge_target(name))
+        state[base_name(name)] = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
     return state
 
 
@@ -110,22 +134,20 @@ def replica_state_dict(model: LlamaModel, dtype: torch.dtype | None) -> dict[str
 def inference_replica(model: LlamaModel, dtype: torch.dtype | None = None) -> Iterator[LlamaModel]:
     """A full, plain replica of `model` for the engine, in `dtype` (None: the training dtype).
 
-    The module itself when it is whole and already in `dtype` (DDP, one process: no copy). Otherwise (FSDP
-    shards, or a bf16 copy of fp32 training weights for faster decoding) it is built, and freed on exit.
+    The module itself when it is whole, already in `dtype` and has no adapters (DDP, one process: no copy).
+    Otherwise (FSDP shards, a bf16 copy of fp32 training weights for faster decoding, or LoRA adapters to merge
+    into their weights) it is built, and freed on exit.
     """
     same_dtype = dtype is None or dtype == next(model.parameters()).dtype
-    if not is_sharded(model) and same_dtype:
+    if not is_sharded(model) and same_dtype and not has_adapters(model):
         yield model
         return
     state = replica_state_dict(model, dtype)
     device = next(iter(state.values())).device
-    with torch.device("meta"):
-        replica = LlamaModel(model.args)
-    replica.load_state_dict(state, strict=False, assign=True)
-    if model.args.tie_word_embeddings:
-        replica.lm_head.weight = replica.model.embed_tokens.weight
-    replica.reset_rope_buffers()
-    replica.to(device)
+    if has_adapters(model):
+        replica = merged_model(model.args, state, full_adapter_weights(model), adapter_config(model))
+    else:
+        replica = plain_replica(model.args, state, device)
     del state
     try:
         yield replica.eval()

@@ -16,6 +16,7 @@ from simpo_live.engine.kv_cache import free_memory_bytes, pages_that_fit
 from simpo_live.evals.generation import longest_prompt
 from simpo_live.intmath import ceil_div
 from simpo_live.model import LlamaModel
+from simpo_live.model.lora import has_adapters
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class EvalFit:
 
 def parameter_bytes(model: LlamaModel) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def moment_bytes(model: LlamaModel, world_size: int, sharded: bool) -> int:
+    """AdamW's two moments of the trained weights (all of them, or the LoRA adapters) on one rank."""
+    trained = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return 2 * trained // (world_size if sharded else 1)
 
 
 def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prompts: list[str],
@@ -50,10 +57,9 @@ def check_eval_fits(cfg: InferenceEvalConfig, model: LlamaModel, tokenizer, prom
         cache_pages = cfg.max_pages
         knob = "raise inference_eval.max_pages"
     else:
-        params = parameter_bytes(model) if not sharded else parameter_bytes(model) // world_size
-        reserved = 2 * params  # AdamW moments, allocated at the first update
-        if sharded:
-            reserved += parameter_bytes(model)  # the full replica gathered for the eval (upper bound)
+        reserved = moment_bytes(model, world_size, sharded)  # allocated at the first update
+        if sharded or has_adapters(model):
+            reserved += parameter_bytes(model)  # the full replica gathered (or merged) for the eval (upper bound)
         available = max(0, free_memory_bytes(device) - reserved)
         cache_pages = pages_that_fit(available, cfg.hbm_utilization, cfg.page_size, model.args, kv_dtype)
         knob = "raise inference_eval.hbm_utilization (or set max_pages)"
@@ -69,8 +75,7 @@ def check_reward_model_fits(scoring_bytes: int, model: LlamaModel, device: torch
                             sharded: bool) -> None:
     if scoring_bytes == 0:
         return
-    params = parameter_bytes(model) // (world_size if sharded else 1)
-    available = free_memory_bytes(device) - 2 * params  # AdamW moments, not yet allocated
+    available = free_memory_bytes(device) - moment_bytes(model, world_size, sharded)  # not yet allocated
     if scoring_bytes > available:
         raise ConfigError([f"inference_eval.reward_model: scoring needs {scoring_bytes / 2**30:.2f} GiB (weights and "
                            f"one batch) but {max(available, 0) / 2**30:.2f} GiB is free beside the training state: "

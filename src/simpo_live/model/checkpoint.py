@@ -16,6 +16,7 @@ from simpo_live.model.llama import LlamaModel
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # config dtype names
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+ADAPTER_CONFIG = "adapter_config.json"  # peft's adapter directory (model/adapter_files.py): adapters, not a model
 
 
 class CheckpointError(UserError):
@@ -27,6 +28,9 @@ def read_model_args(directory: str | Path) -> ModelArgs:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: model directory not found")
     config_path = directory / "config.json"
+    if not config_path.is_file() and (directory / ADAPTER_CONFIG).is_file():
+        raise CheckpointError(f"{directory}: holds LoRA adapters, not a model: write the merged model with "
+                              "`simpo-live export RUN_DIR --merged OUT` and use OUT")
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: not found (expected a Hugging Face model directory)")
     try:
@@ -46,10 +50,10 @@ def _tensor_names(file: Path) -> list[str]:
         raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from e
 
 
-def _tensor_files(directory: Path) -> dict[str, Path]:
-    """Map each tensor name to the safetensors file holding it."""
+def _tensor_files(directory: Path, single_file: str = SINGLE_FILE) -> dict[str, Path]:
+    """Map each tensor name to the safetensors file holding it (`single_file`, or the shards of an index)."""
     index_path = directory / INDEX_FILE
-    if index_path.is_file():
+    if single_file == SINGLE_FILE and index_path.is_file():
         try:
             weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
@@ -59,19 +63,20 @@ def _tensor_files(directory: Path) -> dict[str, Path]:
         if absent:
             raise CheckpointError(f"{index_path}: names shard files that are missing: {', '.join(absent)}")
         return files
-    single = directory / SINGLE_FILE
+    single = directory / single_file
     if not single.is_file():
-        raise CheckpointError(f"{directory}: neither {SINGLE_FILE} nor {INDEX_FILE} found")
+        missing = f"neither {SINGLE_FILE} nor {INDEX_FILE} found" if single_file == SINGLE_FILE else f"{single_file} not found"
+        raise CheckpointError(f"{directory}: {missing}")
     return {name: single for name in _tensor_names(single)}
 
 
-def tensor_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
+def tensor_shapes(directory: str | Path, single_file: str = SINGLE_FILE) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape, from the safetensors headers alone (a truncated or damaged file is a CheckpointError
     naming it; no weight is read)."""
     directory = Path(directory)
     shapes = {}
     by_file: dict[Path, list[str]] = {}
-    for name, file in _tensor_files(directory).items():
+    for name, file in _tensor_files(directory, single_file).items():
         by_file.setdefault(file, []).append(name)
     for file, names in by_file.items():
         try:
@@ -82,10 +87,11 @@ def tensor_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_state_dict(directory: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
+def load_state_dict(directory: str | Path, names: list[str], single_file: str = SINGLE_FILE
+                    ) -> dict[str, torch.Tensor]:
     """Read the named tensors; a missing one, or a damaged file, is an error naming it and the directory."""
     directory = Path(directory)
-    files = _tensor_files(directory)
+    files = _tensor_files(directory, single_file)
     missing = [n for n in names if n not in files]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -109,9 +115,10 @@ def is_stored(args: ModelArgs, name: str) -> bool:
     return not (args.tie_word_embeddings and name == "lm_head.weight")
 
 
-def check_stored_shapes(directory: str | Path, expected_shapes: dict[str, tuple[int, ...]]) -> None:
+def check_stored_shapes(directory: str | Path, expected_shapes: dict[str, tuple[int, ...]],
+                        single_file: str = SINGLE_FILE) -> None:
     """The safetensors headers hold every expected tensor in its expected shape (no weight is read)."""
-    stored = tensor_shapes(directory)
+    stored = tensor_shapes(directory, single_file)
     missing = sorted(set(expected_shapes) - set(stored))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

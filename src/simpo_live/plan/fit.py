@@ -59,8 +59,8 @@ KNOBS: list[Knob] = [
          logprob_chunk_tokens=auto_chunk_tokens(p.args.vocab_size))),
     ("--trainer.micro_batch_size=<half>", _halve_micro_batch),
     ("--trainer.strategy=fsdp", lambda p: None if p.sharded or p.world_size == 1 else p.with_knob(sharded=True)),
-    ("--model.dtype=bfloat16", lambda p: None if p.param_bytes == 2 or p.sharded else p.with_knob(
-        param_bytes=2, compute_bytes=2, autocast=False, eval_replica_bytes=0)),
+    ("--model.dtype=bfloat16", lambda p: None if p.param_bytes == 2 or (p.sharded and not p.lora_rank)
+     else p.with_knob(param_bytes=2, compute_bytes=2, autocast=False, eval_replica_bytes=2 if p.lora_rank else 0)),
     ("--inference_eval.dtype=bfloat16", lambda p: None if p.kv_dtype == torch.bfloat16 or not p.kv_cache_tokens
      else p.with_knob(kv_dtype=torch.bfloat16, eval_replica_bytes=2 if p.eval_replica_bytes else 0)),
 ]

@@ -51,7 +51,9 @@ def generation_phase(dtype: str, max_new_tokens: int, page_size: int, max_pages:
     """The replica and KV-cache inputs of one engine run (an eval or an on-policy round)."""
     replica_dtype = eval_dtype(dtype, torch.device(device_type))  # None: the training weights as they are
     engine_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
-    replica = engine_bytes if sharded or engine_bytes != param_bytes else 0
+    # A LoRA run's engine always gets a replica with the adapters merged into it (distributed/parallel.py).
+    separate = sharded or engine_bytes != param_bytes or cfg.lora.enabled
+    replica = engine_bytes if separate else 0
     request = round_up(min(args.max_position_embeddings, cfg.data.max_prompt_len + max_new_tokens), page_size)
     fixed = max_pages is not None
     return {"eval_replica_bytes": replica, "kv_dtype": torch.bfloat16 if engine_bytes == 2 else torch.float32,
@@ -104,7 +106,8 @@ def plan_inputs(cfg: SimpoConfig, args: ModelArgs, world_size: int, device_type:
         reward_model_bytes = eval_reward_model_bytes(cfg, device_type)
     sharded = tr.strategy == "fsdp" and world_size > 1
     fsdp_bf16 = sharded and (cfg.model.dtype == "bfloat16" or device_type == "cuda")
-    param_bytes = 4 if sharded else DTYPE_BYTES[cfg.model.dtype]
+    # FSDP keeps fp32 shards of trained weights; a frozen LoRA base stays in model.dtype.
+    param_bytes = 4 if sharded and not cfg.lora.enabled else DTYPE_BYTES[cfg.model.dtype]
     autocast = tr.precision == "bf16" or (tr.precision == "auto" and device_type == "cuda")
     compute_bytes = 2 if (autocast or fsdp_bf16 or param_bytes == 2) else 4
     micro = min(tr.micro_batch_size, max(1, tr.train_batch_size // world_size))
@@ -115,6 +118,8 @@ def plan_inputs(cfg: SimpoConfig, args: ModelArgs, world_size: int, device_type:
         response_tokens=2 * micro * response_per_row,
         logprob_chunk_tokens=resolve_chunk_tokens(tr.logprob_chunk_tokens, args.vocab_size),
         activation_checkpointing=tr.activation_checkpointing, reward_model_bytes=reward_model_bytes,
+        lora_rank=cfg.lora.rank or 0, lora_targets=tuple(cfg.lora.target_modules) if cfg.lora.enabled else (),
+        lora_dropout=cfg.lora.enabled and cfg.lora.dropout > 0, lora_copy_bytes=2 if autocast else 4,
         **eval_terms(cfg, args, device_type, sharded, param_bytes, world_size),
     )
 

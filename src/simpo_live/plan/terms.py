@@ -43,6 +43,10 @@ class PlanInputs:
     kv_fraction: float | None = None  # hbm_utilization: the engine takes this share of what is free; None: fixed
     kv_dtype: torch.dtype = torch.bfloat16
     reward_model_bytes: int = 0  # a reward model resident during the eval (inference_eval.reward_model)
+    lora_rank: int = 0  # LoRA adapters of this rank train (fp32) on a frozen base of param_bytes; 0: every weight
+    lora_targets: tuple[str, ...] = ()  # the projections of each layer with an adapter
+    lora_dropout: bool = False  # dropout on the adapters' input (it keeps its own mask and output)
+    lora_copy_bytes: int = 4  # element size of an adapter's own input copy (bf16 activations): fp32, bf16 under autocast
 
     def with_knob(self, **changes) -> PlanInputs:
         return replace(self, **changes)
@@ -84,9 +88,61 @@ def layer_activation_bytes_per_token(args: ModelArgs, residual_bytes: int, compu
     return norms + attention + mlp
 
 
+def projection_inputs(args: ModelArgs) -> dict[str, int]:
+    """Input features of each decoder-layer projection; output features are `projection_outputs`."""
+    hidden, q = args.hidden_size, args.num_attention_heads * args.head_dim
+    return {"q_proj": hidden, "k_proj": hidden, "v_proj": hidden, "o_proj": q, "gate_proj": hidden,
+            "up_proj": hidden, "down_proj": args.intermediate_size}
+
+
+def projection_outputs(args: ModelArgs) -> dict[str, int]:
+    hidden, q, kv = args.hidden_size, args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
+    return {"q_proj": q, "k_proj": kv, "v_proj": kv, "o_proj": hidden, "gate_proj": args.intermediate_size,
+            "up_proj": args.intermediate_size, "down_proj": hidden}
+
+
+def adapter_parameters(args: ModelArgs, rank: int, targets: tuple[str, ...]) -> int:
+    """LoRA's A (rank x in) and B (out x rank) of every targeted projection of every layer."""
+    ins, outs = projection_inputs(args), projection_outputs(args)
+    return args.num_hidden_layers * sum(rank * (ins[t] + outs[t]) for t in targets)
+
+
+def lora_layer_activation_bytes_per_token(args: ModelArgs, residual_bytes: int, compute_bytes: int, autocast: bool,
+                                          rank: int, targets: tuple[str, ...], dropout: bool,
+                                          copy_bytes: int = 4) -> int:
+    """What one decoder layer saves for backward with LoRA adapters on a frozen base, per token.
+
+    The full fine-tuning layer, less what only weight gradients needed: each frozen norm's normalised input, and
+    the inputs of the projections (the first norm's output, the second's, the SwiGLU product; attention's output
+    is attention's own). Each adapter then keeps A's output (rank, fp32) and an input: the tensor its projection
+    reads, once per group of projections reading it (fp32 weights and activations), or its own copy of `copy_bytes`
+    (peft casts bf16 activations to the adapters' fp32; autocast casts that back to bf16), or with dropout the
+    dropout's fp32 noise and output. With fp32 weights under autocast the layer keeps its casts as in full
+    fine-tuning: counted so, an upper bound (~5% over, measured).
+    """
+    hidden, inter = args.hidden_size, args.intermediate_size
+    full = layer_activation_bytes_per_token(args, residual_bytes, compute_bytes, autocast)
+    kept = full - 2 * hidden * compute_bytes + len(targets) * rank * 4
+    if autocast and not dropout:
+        return kept
+    kept -= (2 * hidden + inter) * compute_bytes
+    ins = projection_inputs(args)
+    if dropout:
+        return kept + sum(8 * ins[t] for t in targets)
+    if compute_bytes != 4:
+        return kept + sum(copy_bytes * ins[t] for t in targets)
+    groups = [({"q_proj", "k_proj", "v_proj"}, hidden), ({"gate_proj", "up_proj"}, hidden), ({"down_proj"}, inter)]
+    return kept + sum(size * compute_bytes for names, size in groups if names & set(targets))
+
+
 def layer_activation_bytes(p: PlanInputs) -> int:
     """One decoder layer's saved tensors at the longest micro-batch."""
-    per_token = layer_activation_bytes_per_token(p.args, residual_bytes(p), p.compute_bytes, p.autocast)
+    if p.lora_rank:
+        per_token = lora_layer_activation_bytes_per_token(p.args, residual_bytes(p), p.compute_bytes, p.autocast,
+                                                          p.lora_rank, p.lora_targets, p.lora_dropout,
+                                                          p.lora_copy_bytes)
+    else:
+        per_token = layer_activation_bytes_per_token(p.args, residual_bytes(p), p.compute_bytes, p.autocast)
     return per_token * p.rows * p.seq_len
 
 
@@ -107,8 +163,8 @@ def activation_bytes(p: PlanInputs) -> int:
 
 def logit_bytes(p: PlanInputs) -> int:
     """The lm_head + log-softmax working set: every scored position at once, or one chunk at a time; plus the
-    lm_head weight's gradient before it is accumulated into `.grad`."""
-    vocab, head = p.args.vocab_size, p.args.vocab_size * p.args.hidden_size
+    lm_head weight's gradient before it is accumulated into `.grad` (none for LoRA's frozen head)."""
+    vocab, head = p.args.vocab_size, 0 if p.lora_rank else p.args.vocab_size * p.args.hidden_size
     # The head's gradient in the dtype of the weight the lm_head used (bf16 when FSDP gathers in bf16).
     weight_bytes = p.compute_bytes if p.sharded else p.param_bytes
     low_precision_logits = 2 if p.compute_bytes == 2 else 0
@@ -136,10 +192,15 @@ def plan_terms(p: PlanInputs, device_bytes: int) -> list[tuple[str, str, int]]:
     total = num_parameters(args)
     shard = p.world_size if p.sharded else 1
     params = total * p.param_bytes // shard
-    terms = [("parameters", "both", params),
-             ("optimizer state (AdamW moments)", "both", 2 * params)]
+    if p.lora_rank:  # the base is frozen: only the fp32 adapters have gradients and AdamW moments
+        trained = adapter_parameters(args, p.lora_rank, p.lora_targets) * 4 // shard
+        terms = [("frozen base weights", "both", params), ("adapter weights (LoRA, fp32)", "both", trained)]
+    else:
+        trained = params
+        terms = [("parameters", "both", params)]
+    terms.append(("optimizer state (AdamW moments)", "both", 2 * trained))
     # DDP reduces through buckets that copy the gradients once more.
-    grads = params * (2 if p.world_size > 1 and not p.sharded else 1)
+    grads = trained * (2 if p.world_size > 1 and not p.sharded else 1)
     terms.append(("gradients", "train", grads))
     if p.sharded:
         # The root unit stays gathered through forward; a layer and the prefetched next one are gathered too.

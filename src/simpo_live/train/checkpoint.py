@@ -1,9 +1,11 @@
-"""Training checkpoints: `checkpoints/step_NNNNNN/` holds an HF-layout model plus `trainer_state.pt`.
+"""Training checkpoints: `checkpoints/step_NNNNNN/` holds an HF-layout model plus `trainer_state.pt`; a LoRA run's
+holds its adapters instead (peft's adapter_model.safetensors + adapter_config.json): the base stays model.path.
 
 Written to `step_NNNNNN.tmp/` and renamed by the leader (`atomic_directory`), so the latest-checkpoint search (which ignores
 `*.tmp`) never sees a half-written one. Under FSDP the optimizer state is saved sharded with
 `torch.distributed.checkpoint` into `optimizer/` (resume at the same world size); the model is always
-gathered to a full HF checkpoint, so every checkpoint is also a loadable model directory.
+gathered to a full HF checkpoint, so every full fine-tuning checkpoint is also a loadable model directory (a LoRA
+one loads with peft onto its base, or becomes one with `simpo-live export RUN_DIR --merged OUT`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,28 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
 from simpo_live.atomic import atomic_directory, temporary_path
 from simpo_live.distributed.env import RankInfo
-from simpo_live.distributed.parallel import full_state_dict, is_sharded
+from simpo_live.distributed.parallel import full_adapter_weights, full_state_dict, is_sharded
 from simpo_live.errors import NonFiniteError
 from simpo_live.model import LlamaModel, ModelArgs
+from simpo_live.model.adapter_files import (
+    ADAPTER_WEIGHTS,
+    file_key,
+    is_adapter_dir,
+    load_adapters,
+    save_adapters,
+)
 from simpo_live.model.checkpoint import CheckpointError, is_stored, read_model_args, save_model, tensor_shapes
+from simpo_live.model.lora import Adapters, adapter_config, adapter_shapes, has_adapters, initial_adapters
+
+if TYPE_CHECKING:
+    import peft
 
 STATE_FILE = "trainer_state.pt"
 SHARDED_OPTIMIZER_DIR = "optimizer"
@@ -80,7 +93,8 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
     # write their optimizer shards into it.
     building = atomic_directory(target) if rank.is_leader else contextlib.nullcontext(temporary_path(target))
     with building as tmp:
-        weights = full_state_dict(model, leader_only=True)
+        lora = has_adapters(raw_model)  # then only the adapters train, and only they are saved
+        weights = full_adapter_weights(model) if lora else full_state_dict(model, leader_only=True)
         if rank.is_leader and (bad := first_non_finite(weights)) is not None:
             raise NonFiniteError(f"step {step}: weight {bad} is not finite; checkpoint not written (the previous "
                                  f"ones in {Path(run_dir) / 'checkpoints'} are kept)")
@@ -93,7 +107,10 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, raw_model: Llam
                      checkpoint_id=str(tmp / SHARDED_OPTIMIZER_DIR))
             _barrier(rank)
         if rank.is_leader:
-            save_model(raw_model, tmp, state_dict=weights)
+            if lora:
+                save_adapters(tmp, weights, adapter_config(raw_model))
+            else:
+                save_model(raw_model, tmp, state_dict=weights)
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             state = TrainerState(step=step, optimizer=None if sharded else optimizer.state_dict(),
@@ -149,10 +166,11 @@ class ResumePoint:
     """Newer checkpoints that could not be read, with the reason: the run resumes from an older one."""
 
 
-def read_checkpoint(path: Path, args: ModelArgs) -> TrainerState:
-    """The trainer state of checkpoint `path`, its weights checked against a model of `args` from their headers
-    (they are loaded later, like model.path, sharded where FSDP shards). A damaged file is a CheckpointError;
-    tensors of another shape are a CheckpointShapeError."""
+def read_checkpoint(path: Path, args: ModelArgs, lora: peft.LoraConfig | None = None) -> TrainerState:
+    """The trainer state of checkpoint `path`, its weights (with `lora`: its adapters) checked against a model of
+    `args` from their headers (they are loaded later, like model.path, sharded where FSDP shards). A damaged file
+    is a CheckpointError; tensors of another shape, or adapters where full weights were expected or the reverse,
+    are a CheckpointShapeError."""
     try:
         raw = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
         state = TrainerState(**raw)
@@ -161,6 +179,9 @@ def read_checkpoint(path: Path, args: ModelArgs) -> TrainerState:
     expected = int(CHECKPOINT_NAME.match(path.name).group(1))
     if state.step != expected:
         raise CheckpointError(f"{path / STATE_FILE}: holds step {state.step}, the directory name says {expected}")
+    if lora is not None or is_adapter_dir(path):
+        check_adapter_checkpoint(path, args, lora)
+        return state
     saved_args = read_model_args(path)
     differing = [f"{k} {getattr(saved_args, k)} (run's model: {getattr(args, k)})" for k in SHAPE_FIELDS
                  if getattr(saved_args, k) != getattr(args, k)]
@@ -169,20 +190,45 @@ def read_checkpoint(path: Path, args: ModelArgs) -> TrainerState:
                                    "use a new trainer.run_dir")
     with torch.device("meta"):  # shapes only: nothing is allocated
         own = {name: tuple(t.shape) for name, t in LlamaModel(args).state_dict().items()}
-    saved = tensor_shapes(path)
+    check_tensor_shapes(path, {name: shape for name, shape in own.items() if is_stored(args, name)},
+                        tensor_shapes(path))
+    return state
+
+
+def check_tensor_shapes(path: Path, own: dict[str, tuple[int, ...]], saved: dict[str, tuple[int, ...]]) -> None:
     for name, shape in own.items():
-        if not is_stored(args, name):
-            continue
         if name not in saved:
             raise CheckpointError(f"{path}: tensor {name} is missing")
         if saved[name] != shape:
             raise CheckpointShapeError(
                 f"{path}: tensor {name} has shape {saved[name]} but this run's model has {shape}: the checkpoint "
                 "belongs to another model; use a new trainer.run_dir")
-    return state
 
 
-def find_resume_point(run_dir: str | Path, args: ModelArgs) -> ResumePoint | None:
+def check_adapter_checkpoint(path: Path, args: ModelArgs, lora: peft.LoraConfig | None) -> None:
+    """A LoRA run resumes from adapters of its shapes; a full fine-tuning run never from adapters, nor the reverse."""
+    if lora is None:
+        raise CheckpointShapeError(f"{path}: holds LoRA adapters but this run trains every weight (lora.rank is "
+                                   "null): use a new trainer.run_dir")
+    if not is_adapter_dir(path):
+        raise CheckpointShapeError(f"{path}: holds a whole model but this run trains LoRA adapters (lora.rank is "
+                                   f"{lora.r}): use a new trainer.run_dir")
+    own = {file_key(name): shape for name, shape in adapter_shapes(args, lora).items()}
+    check_tensor_shapes(path, own, tensor_shapes(path, ADAPTER_WEIGHTS))
+
+
+def training_adapters(lora: peft.LoraConfig | None, args: ModelArgs, resume_path: Path | None,
+                      seed: int) -> Adapters | None:
+    """A LoRA run's adapters: peft's initial ones from the run seed, or those of the checkpoint it resumes."""
+    if lora is None:
+        return None
+    if resume_path is None:
+        return Adapters(lora, initial_adapters(args, lora, seed))
+    return Adapters(lora, load_adapters(resume_path, list(adapter_shapes(args, lora))))
+
+
+def find_resume_point(run_dir: str | Path, args: ModelArgs, lora: peft.LoraConfig | None = None
+                      ) -> ResumePoint | None:
     """The newest checkpoint that reads cleanly (its weights are loaded afterwards, like model.path).
 
     A damaged newer checkpoint (a crash while it was pruned, a truncated copy) is skipped and reported; if every
@@ -190,7 +236,7 @@ def find_resume_point(run_dir: str | Path, args: ModelArgs) -> ResumePoint | Non
     skipped: list[tuple[Path, str]] = []
     for _, path in reversed(list_checkpoints(run_dir)):
         try:
-            state = read_checkpoint(path, args)
+            state = read_checkpoint(path, args, lora)
         except CheckpointShapeError:
             raise
         except CheckpointError as e:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from simpo_live.atomic import atomic_directory
-from simpo_live.distributed.parallel import full_state_dict, is_sharded
+from simpo_live.distributed.parallel import full_state_dict, inference_replica, is_sharded
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.intmath import ceil_div
 from simpo_live.model.checkpoint import save_model
+from simpo_live.model.lora import has_adapters
 from simpo_live.train.checkpoint import save_checkpoint
 from simpo_live.train.session import TrainingSession
 from simpo_live.train.step import validate
@@ -38,14 +41,25 @@ def checkpoint_hook(session: TrainingSession) -> None:
         session.progress.write(f"checkpoint: {path}")
 
 
-def hf_export_hook(session: TrainingSession) -> None:
-    weights = full_state_dict(session.model, leader_only=True)  # a collective under FSDP
-    if not session.rank.is_leader:
+@contextlib.contextmanager
+def exported_weights(session: TrainingSession) -> Iterator[dict]:
+    """What an HF export holds: the trained weights, or with LoRA the merged model the eval generates from (a
+    collective under FSDP)."""
+    if not has_adapters(session.raw_model):
+        yield full_state_dict(session.model, leader_only=True)
         return
-    target = Path(session.cfg.hf_save_path) / f"step-{session.step}"
-    with atomic_directory(target) as tmp:
-        save_model(session.raw_model, tmp, state_dict=weights)
-        session.tokenizer.save_pretrained(tmp)
+    with inference_replica(session.raw_model) as merged:
+        yield merged.state_dict()
+
+
+def hf_export_hook(session: TrainingSession) -> None:
+    with exported_weights(session) as weights:
+        if not session.rank.is_leader:
+            return
+        target = Path(session.cfg.hf_save_path) / f"step-{session.step}"
+        with atomic_directory(target) as tmp:
+            save_model(session.raw_model, tmp, state_dict=weights)
+            session.tokenizer.save_pretrained(tmp)
 
 
 def register_trainer_hooks(session: TrainingSession) -> None:

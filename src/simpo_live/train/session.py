@@ -24,10 +24,11 @@ from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError, read_model_args
 from simpo_live.model.logprobs import resolve_chunk_tokens
+from simpo_live.model.lora import peft_config
 from simpo_live.plan.check import check_memory_before_training
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
-from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state
+from simpo_live.train.checkpoint import find_resume_point, load_optimizer, restore_rng_state, training_adapters
 from simpo_live.train.hooks import HookRegistry
 from simpo_live.train.layout import choose_layout
 from simpo_live.train.loss import LossOptions
@@ -144,7 +145,8 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     args = read_model_args(cfg.model.path)  # a bad model directory is named as one before its tokenizer is read
     tokenizer = load_tokenizer(cfg.model.tokenizer_path or cfg.model.path)
     data = load_preference_data(cfg.data, tokenizer, cfg.trainer.seed)
-    resume = find_resume_point(run_dir, args)
+    lora = peft_config(cfg.lora, str(Path(cfg.model.path).resolve())) if cfg.lora.enabled else None
+    resume = find_resume_point(run_dir, args, lora)
     resume_path, state = (resume.path, resume.state) if resume else (None, None)
     if resume and resume.skipped and rank.is_leader:
         for path, reason in resume.skipped:
@@ -152,8 +154,11 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
         print(f"warning: resuming from the older checkpoint {resume_path}", file=sys.stderr)
     check_same_resume_point(resume_path, rank, cfg.trainer.distributed_timeout_sec)
     # A checkpoint is an HF model directory: a resumed run loads its weights the way a new one loads model.path.
-    raw_model, model = load_for_training(resume_path or cfg.model.path, cfg.trainer.strategy, rank, device,
-                                         cfg.model.dtype, cfg.trainer.activation_checkpointing)
+    # With LoRA the base is always model.path, and the adapters are the checkpoint's (or new, from the seed).
+    adapters = training_adapters(lora, args, resume_path, cfg.trainer.seed)
+    weights_dir = cfg.model.path if adapters else (resume_path or cfg.model.path)
+    raw_model, model = load_for_training(weights_dir, cfg.trainer.strategy, rank, device, cfg.model.dtype,
+                                         cfg.trainer.activation_checkpointing, adapters)
     check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader)
 
     optimizer = build_optimizer(model, cfg.optimizer)
