@@ -1,7 +1,7 @@
 """LoRA adapters on the one model through `peft`: inject them, name them, give them their first values, merge them.
 
 peft does the adapter math (its LoRA layers, their initialisation and the merge); this module maps the `lora` config
-and our parameter names onto it. It holds no tensor code of its own and does not decide where weights live (the
+and our parameter names onto it. No adapter math is written here, and it does not decide where weights live (the
 loaders and the replica do). peft is an optional dependency, imported only when LoRA is used.
 """
 
