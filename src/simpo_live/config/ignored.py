@@ -182,8 +182,7 @@ def check_moot_keys(cfg: SimpoConfig, inputs: Inputs, findings: Findings) -> Non
     for keys, cause, why in moot_keys(cfg):
         for key in keys:
             if inputs.user_set(key):
-                findings.warnings.append(f"{key} has no effect: {why} ({cause} = {_show(inputs.value(cause))}) "
-                                         f"{inputs.sources(key, cause)}")
+                findings.warnings.append(f"{key} has no effect: {why} {inputs.sources(key, cause)}")
 
 
 def find_ignored_inputs(cfg: SimpoConfig, layers: list[Layer]) -> Findings:

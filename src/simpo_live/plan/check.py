@@ -9,7 +9,7 @@ from simpo_live.data import TokenizedPair
 from simpo_live.evals.memory import process_rss_gib
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import read_model_args
-from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan, format_plan_summary
+from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan, format_plan_report
 from simpo_live.plan.from_config import plan_for_config
 
 
@@ -29,7 +29,7 @@ def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: 
     plan = plan_for_config(cfg, args, world_size, device, pairs=pairs, reward_model_bytes=reward_model_bytes,
                            own_bytes=own_memory_bytes(device))
     if is_leader:  # information, on stdout: stderr is for what went wrong
-        print(format_plan(plan) if verbose or not plan.fits else format_plan_summary(plan, device), flush=True)
+        print(format_plan_report(plan, device, verbose), flush=True)
     check_fits(plan)
     return plan
 

@@ -115,6 +115,11 @@ def format_plan_summary(plan: MemoryPlan, device: torch.device) -> str:
             "(every term: train --verbose, or simpo-live plan)")
 
 
+def format_plan_report(plan: MemoryPlan, device: torch.device, verbose: bool = False) -> str:
+    """What `train` prints before step 1: the summary line, or every term when asked or when it does not fit."""
+    return format_plan(plan) if verbose or not plan.fits else format_plan_summary(plan, device)
+
+
 def check_fits(plan: MemoryPlan) -> None:
     """Raise ConfigError naming the knobs that would make the run fit (or help most) when it does not."""
     if plan.fits:
