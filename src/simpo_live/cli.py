@@ -1,7 +1,8 @@
 """The `simpo-live` command: parse arguments, load the config, call one function. No logic lives here.
 
-A `UserError` raised anywhere below is printed here as one `error: ...` message (no traceback) and becomes the
-exit code; anything else is a bug and keeps its traceback.
+A `UserError` raised anywhere below is printed here as one `error: ...` message (no traceback; under torchrun by
+one rank per node, not by every rank) and becomes the exit code; anything else is a bug and keeps its traceback.
+Config warnings (inputs the run will not use) are printed once, by the leader.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import sys
 
 import click
 
-from simpo_live.config import config_to_yaml, load_config
-from simpo_live.config.help import config_options_help, split_config_args
+from simpo_live.config import SimpoConfig
+from simpo_live.config.help import annotated_config_yaml, config_options_help, split_config_args
+from simpo_live.config.load import ResolvedConfig, resolve_config
+from simpo_live.distributed.env import rank_info
 from simpo_live.errors import UserError
 
 OVERRIDES = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
@@ -24,7 +27,8 @@ class UserErrorsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as e:
-            click.echo(e.describe(), err=True)
+            if rank_info().is_node_leader:
+                click.echo(e.describe(), err=True)
             ctx.exit(e.exit_code)
 
 
@@ -46,26 +50,42 @@ def main() -> None:
     """SimPO preference training with periodic, host-data-parallel inference evals."""
 
 
+def resolved_config(config_file: str | None, overrides: list[str]) -> ResolvedConfig:
+    """The resolved config; its warnings are printed here, once (the leader), on stderr."""
+    resolved = resolve_config(config_file, overrides)
+    if rank_info().is_leader:
+        for warning in resolved.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    return resolved
+
+
+def loaded_config(config_file: str | None, overrides: list[str]) -> SimpoConfig:
+    return resolved_config(config_file, overrides).config
+
+
 CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                              help="YAML config merged over the embedded default preset.")
 
 
 @main.command(cls=ConfigCommand, context_settings=OVERRIDES)
 @CONFIG_OPTION
+@click.option("--verbose", is_flag=True, help="Print every term of the memory plan before step 1 (default: one "
+              "line, or every term when it does not fit).")
 @click.pass_context
-def train(ctx: click.Context, config_file: str | None) -> None:
+def train(ctx: click.Context, config_file: str | None, verbose: bool) -> None:
     """Train with SimPO (resumes when the run directory holds a checkpoint). Overrides: --KEY=VALUE."""
     from simpo_live.train.run import run_training
 
-    sys.exit(run_training(load_config(config_file, ctx.args)))
+    sys.exit(run_training(loaded_config(config_file, ctx.args), verbose=verbose))
 
 
 @main.command(cls=ConfigCommand, context_settings=OVERRIDES)
 @CONFIG_OPTION
 @click.pass_context
 def config(ctx: click.Context, config_file: str | None) -> None:
-    """Print the resolved config (default preset, then --config, then --KEY=VALUE overrides)."""
-    click.echo(config_to_yaml(load_config(config_file, ctx.args)), nl=False)
+    """Print the resolved config (default preset, then --config, then --KEY=VALUE overrides); a comment names the
+    layer that chose each one-of key (the prompt source, the eval schedule...)."""
+    click.echo(annotated_config_yaml(resolved_config(config_file, ctx.args)), nl=False)
 
 
 @main.command()
@@ -120,7 +140,7 @@ def plan(ctx: click.Context, config_file: str | None, world_size: int, device_ty
     does not fit, listing the knobs that would. Overrides: --KEY=VALUE."""
     from simpo_live.plan.check import run_plan_command
 
-    sys.exit(run_plan_command(load_config(config_file, ctx.args), world_size, device_type, device_memory_gib))
+    sys.exit(run_plan_command(loaded_config(config_file, ctx.args), world_size, device_type, device_memory_gib))
 
 
 @main.command()

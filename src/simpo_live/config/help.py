@@ -1,5 +1,6 @@
 """`--help` text for every config key: the value it will have for these arguments, where that value comes from
-(the schema, the embedded preset's line, the config file's line or an override) and the field docstring."""
+(the schema, the embedded preset's line, the config file's line or an override) and the field docstring; and the
+resolved config as YAML with each one-of choice (the prompt source...) annotated with the layer that made it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from simpo_live.config.layers import ConfigError, Layer, origin_of, value_at
-from simpo_live.config.load import config_layers, validate_layers
+from simpo_live.config.layers import ConfigError, origin_of, value_at
+from simpo_live.config.load import ResolvedConfig, config_layers, config_to_yaml, resolve_layers
 from simpo_live.config.schema import SimpoConfig
 
 
@@ -29,18 +30,31 @@ def split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
     return config_file, overrides
 
 
-def _option_lines(model: type[BaseModel], values: dict[str, Any], layers: list[Layer], prefix: str = "") -> list[str]:
+def _source(resolved: ResolvedConfig, key: str) -> str:
+    """Where `key`'s value comes from, and the one-of choice it makes or lost."""
+    source = origin_of(resolved.layers, key) or "schema default"
+    for choice in resolved.choices:
+        if choice.key == key:
+            replaced = "; ".join(f"{other} from {origin}" for other, origin in choice.replaced)
+            return f"from {source}; the {choice.group.what}" + (f", replacing {replaced}" if replaced else "")
+        for replaced, origin in choice.replaced:
+            if replaced == key:
+                return f"set in {origin}, replaced by {choice.key} from {choice.origin}"
+    return f"from {source}"
+
+
+def _option_lines(model: type[BaseModel], values: dict[str, Any], resolved: ResolvedConfig,
+                  prefix: str = "") -> list[str]:
     lines = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            lines.extend(_option_lines(annotation, values, layers, key + "."))
+            lines.extend(_option_lines(annotation, values, resolved, key + "."))
             continue
         value = value_at(values, key)
-        source = origin_of(layers, key) or "schema default"
         description = " ".join((field.description or "").split())
-        lines.append(f"--{key}=VALUE  [{json.dumps(value)}, from {source}]\n    {description}")
+        lines.append(f"--{key}=VALUE  [{json.dumps(value)}, {_source(resolved, key)}]\n    {description}")
     return lines
 
 
@@ -48,12 +62,26 @@ def config_options_help(config_file: str | None = None, overrides: list[str] | N
     """Every `--KEY=VALUE` override with its resolved value and source (written as is, not rewrapped)."""
     note = ""
     try:
-        layers = config_layers(config_file, overrides)
-        values = validate_layers(layers).model_dump(mode="json")
+        resolved = resolve_layers(config_layers(config_file, overrides))
     except ConfigError as e:
         note = f"(these arguments do not load, so the values shown ignore them: {e.problems[0]})\n"
-        layers = config_layers()
-        values = validate_layers(layers).model_dump(mode="json")
-    lines = _option_lines(SimpoConfig, values, layers)
+        resolved = resolve_layers(config_layers())
+    lines = _option_lines(SimpoConfig, resolved.config.model_dump(mode="json"), resolved)
     return "Config keys (--KEY=VALUE): the value each will have, and where it comes from\n" + note + \
         "\n".join(lines)
+
+
+def annotated_config_yaml(resolved: ResolvedConfig) -> str:
+    """The resolved config as YAML (what config.yaml holds), with a comment line above each one-of choice naming
+    the layer that chose it: `# the prompt source, from my.yaml:7 (replaces ...)`. Still valid YAML."""
+    lines = config_to_yaml(resolved.config).splitlines()
+    for choice in resolved.choices:
+        section, name = choice.key.rsplit(".", 1)
+        in_section = False
+        for i, line in enumerate(lines):
+            if not line.startswith(" "):
+                in_section = line == f"{section}:"
+            elif in_section and line.startswith(f"  {name}:"):
+                lines.insert(i, f"  # {name}: {choice.describe()}")
+                break
+    return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Config layers (the embedded preset, a YAML file, dotted overrides) and where each key came from.
 
 Each layer is a nested dict plus `origins`, dotted key -> a label such as `run.yaml:3` or `--beta=2.5`, so an
-error or `--help` can say which file line or argument set a value. Reading a file never raises anything but a
-`ConfigError` naming it.
+error or `--help` can say which file line or argument set a value. A file may write keys dotted, as the seed's
+design note does (`trainer.num_train_steps: 200`), or nested; both mean the same. Reading a file never raises
+anything but a `ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -78,8 +79,37 @@ def read_yaml_layer(path: str | Path, name: str | None = None) -> Layer:
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"])
     label = name or str(path)
-    origins = {key: f"{label}:{line}" for key, line in _key_lines(node).items()} if node is not None else {}
+    lines = _key_lines(node) if node is not None else {}
+    origins = {key: f"{label}:{line}" for key, line in lines.items()}
+    problems: list[str] = []
+    data = _expand_dotted(data, "", origins, problems)
+    if problems:
+        raise ConfigError(problems)
     return Layer(label, data, origins)
+
+
+def _expand_dotted(mapping: dict[Any, Any], prefix: str, origins: dict[str, str], problems: list[str]) -> dict:
+    """`{"trainer.seed": 1}` -> `{"trainer": {"seed": 1}}`, at every level. A section made by a dotted key gets
+    that key's line; a key written twice (dotted and nested) is a problem naming it."""
+    expanded: dict[Any, Any] = {}
+    for key, value in mapping.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            value = _expand_dotted(value, full + ".", origins, problems)
+        parts = key.split(".") if isinstance(key, str) else [key]
+        node = expanded
+        for i, part in enumerate(parts[:-1]):
+            origins.setdefault(prefix + ".".join(parts[: i + 1]), origins.get(full, ""))
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        last = parts[-1]
+        if not isinstance(node, dict) or (last in node and not (isinstance(node[last], dict) and
+                                                               isinstance(value, dict))):
+            problems.append(f"{origins.get(full, full)}: {full}: set twice in this file (once dotted, once nested)")
+            continue
+        node[last] = deep_merge(node[last], value) if last in node else value
+    return expanded
 
 
 def parse_override_layer(args: list[str]) -> Layer:
@@ -147,17 +177,25 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def origin_of(layers: list[Layer], key: str) -> str | None:
-    """Where `key` was last set (or a section above it, set to a non-mapping); None for a schema default."""
+def setting_of(layers: list[Layer], key: str) -> tuple[int, str] | None:
+    """(index of the layer that last set `key`, or a section above it to a non-mapping; where it did), or None for
+    a schema default. Layer 0 is the embedded preset: anything higher is the user's own input."""
     parts = key.split(".")
-    for layer in reversed(layers):
+    for index in range(len(layers) - 1, -1, -1):
+        layer = layers[index]
         if key in layer.origins:
-            return layer.origins[key]
+            return index, layer.origins[key]
         for i in range(len(parts) - 1, 0, -1):
             section = ".".join(parts[:i])
             if section in layer.origins and not isinstance(value_at(layer.data, section), dict):
-                return layer.origins[section]
+                return index, layer.origins[section]
     return None
+
+
+def origin_of(layers: list[Layer], key: str) -> str | None:
+    """Where `key` was last set (or a section above it, set to a non-mapping); None for a schema default."""
+    found = setting_of(layers, key)
+    return found[1] if found else None
 
 
 _MISSING = object()

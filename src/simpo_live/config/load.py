@@ -3,6 +3,8 @@
 A config file needs only the keys it changes. Every problem is reported at once, each naming the full
 key path, what was found and expected, and the file line or argument that set it; unknown keys come with the
 nearest valid key. A config file that sets no `trainer.run_dir` gets `runs/<file stem>`, its own directory.
+Within a one-of group (a prompt source...) a later layer's member replaces inherited ones (`one_of.py`); inputs
+the run would ignore are errors or warnings (`ignored.py`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import difflib
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from simpo_live.config.ignored import find_ignored_inputs
 from simpo_live.config.layers import (
     ConfigError,
     Layer,
@@ -26,6 +30,7 @@ from simpo_live.config.layers import (
     read_yaml_layer,
     sets_key,
 )
+from simpo_live.config.one_of import Choice, choose_one_of
 from simpo_live.config.schema import SimpoConfig
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -37,8 +42,8 @@ RENAMED_KEYS = {
                            "validation metrics; inference_eval.eval_every schedules the generation eval"),
 }
 
-__all__ = ["ConfigError", "config_digest", "config_layers", "config_to_yaml", "load_config", "rename_old_keys",
-           "validate_layers"]
+__all__ = ["ConfigError", "ResolvedConfig", "config_digest", "config_layers", "config_to_yaml", "load_config",
+           "rename_old_keys", "resolve_config", "resolve_layers", "validate_layers"]
 
 
 def all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -152,17 +157,44 @@ def check_sections(layers: list[Layer]) -> None:
         raise ConfigError(problems)
 
 
-def validate_layers(layers: list[Layer]) -> SimpoConfig:
+@dataclass(frozen=True)
+class ResolvedConfig:
+    config: SimpoConfig
+    layers: list[Layer]
+    """The layers as merged: every member a one-of choice replaced is gone from them."""
+    choices: list[Choice]
+    warnings: list[str]
+    """Inputs the run will not use although the run is still what was asked; the CLI prints them once."""
+
+
+def resolve_layers(layers: list[Layer]) -> ResolvedConfig:
+    """Choose each one-of group's member, validate the merge once, then refuse or report ignored inputs."""
     check_sections(layers)
+    layers, choices, problems = choose_one_of(layers)
     try:
-        return SimpoConfig.model_validate(merge_layers(layers))
+        config = SimpoConfig.model_validate(merge_layers(layers))
     except ValidationError as e:
-        raise ConfigError(describe_errors(e, layers)) from None
+        raise ConfigError(problems + describe_errors(e, layers)) from None
+    if problems:
+        raise ConfigError(problems)
+    findings = find_ignored_inputs(config, layers)
+    if findings.errors:
+        raise ConfigError(findings.errors)
+    return ResolvedConfig(config, layers, choices, findings.warnings)
+
+
+def resolve_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> ResolvedConfig:
+    """Default preset, then `config_file`, then `overrides`, resolved: the config, its choices and warnings."""
+    return resolve_layers(config_layers(config_file, overrides))
+
+
+def validate_layers(layers: list[Layer]) -> SimpoConfig:
+    return resolve_layers(layers).config
 
 
 def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> SimpoConfig:
-    """Default preset, then `config_file`, then `overrides`; validated once."""
-    return validate_layers(config_layers(config_file, overrides))
+    """Default preset, then `config_file`, then `overrides`; validated once (warnings are the CLI's to print)."""
+    return resolve_config(config_file, overrides).config
 
 
 def config_to_yaml(config: SimpoConfig) -> str:

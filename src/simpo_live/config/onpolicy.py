@@ -17,9 +17,10 @@ class OnPolicyConfig(Section):
     enabled: bool = False
     """Run on-policy rounds."""
     every: int | None = Field(None, ge=1)
-    """A round before the first update and after every N updates (ignored when at_steps is set)."""
+    """A round before the first update and after every N updates. One schedule: every or at_steps (a later layer's
+    replaces an inherited one)."""
     at_steps: list[Annotated[int, Field(ge=0)]] | None = None
-    """Exact steps after which a round runs (0: before the first update); overrides every."""
+    """Exact steps after which a round runs (0: before the first update); the other schedule (see every)."""
     prompts_per_round: int = Field(256, ge=1)
     """Prompts per round: the next ones of the training data's prompts in the run's seeded order (or of
     prompts_path)."""
@@ -38,7 +39,8 @@ class OnPolicyConfig(Section):
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     """Sampling seed root; defaults to one derived from trainer.seed (distinct from the eval's)."""
     scorer: ScorerSpec = None
-    """Score source: 'module:function' called per sample row (dict with prompt and generated_text), a float."""
+    """Score source: 'module:function' called per sample row (dict with prompt and generated_text), a float. One
+    score source: scorer or reward_model (a later layer's replaces an inherited one)."""
     reward_model: str | None = None
     """Score source: a local HF sequence-classification reward model ('bundled:NAME' for a shipped one)."""
     reward_model_dtype: Literal["auto", "float32", "bfloat16"] = "auto"

@@ -124,7 +124,7 @@ class TrainerConfig(Section):
     validate_every: int = Field(50, ge=1)
     """Compute validation metrics every N updates (and at the end)."""
     log_every: int = Field(1, ge=1)
-    """Log training metrics every N updates."""
+    """Log training metrics every N updates (and after the last); validation and evals log at their own steps."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device to train on: auto picks CUDA when available."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -193,15 +193,17 @@ class InferenceEvalConfig(Section):
     enabled: bool = False
     """Run the periodic inference eval."""
     eval_every: int | None = Field(None, ge=1)
-    """Run after every N updates (ignored when eval_at_steps is set)."""
+    """Run after every N updates. One schedule: eval_every or eval_at_steps (a later layer's replaces an inherited
+    one); neither: one eval after the last update."""
     eval_at_steps: list[Annotated[int, Field(ge=1)]] | None = None
-    """Exact updates after which to run (overrides eval_every)."""
+    """Exact updates after which to run (the other schedule; see eval_every)."""
     eval_before_training: bool = False
     """Also run a baseline eval before the first update (step 0)."""
     inference_mode: Literal["host_data_parallel", "leader_only"] = "host_data_parallel"
     """host_data_parallel: every rank generates its contiguous slice; leader_only: rank 0 generates all."""
     prompts: list[str] | None = Field(None, min_length=1)
-    """Inline prompts."""
+    """Inline prompts. One prompt source: prompts, prompts_path, synthetic_prompt_count or heldout_prompt_count (a
+    later layer's replaces an inherited one); none: every held-out prompt."""
     prompts_path: str | None = None
     """Prompt file: text (one per line) or JSONL with a 'prompt' field."""
     synthetic_prompt_count: int | None = Field(None, ge=1)
@@ -266,8 +268,8 @@ class InferenceEvalConfig(Section):
     def _one_prompt_source(self) -> InferenceEvalConfig:
         given = [f"inference_eval.{name}" for name in PROMPT_SOURCES if getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError(f"inference_eval: give at most one prompt source, got {' and '.join(given)}; set the "
-                             "others to null, inherited ones included (none at all: every held-out prompt)")
+            raise ValueError(f"inference_eval: give at most one prompt source, got {' and '.join(given)} (none at "
+                             "all: every held-out prompt)")
         if "{index}" not in self.synthetic_prompt_template:
             raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
         return self

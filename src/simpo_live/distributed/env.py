@@ -25,6 +25,12 @@ class RankInfo:
     def is_distributed(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def is_node_leader(self) -> bool:
+        """The first rank of its node. A user error (a bad argument, file or value) is the same on every rank of a
+        node, so only this rank prints it (on one node: the leader alone); the others exit with the same code."""
+        return self.local_rank == 0
+
 
 def rank_info() -> RankInfo:
     """This process's place in the job; (0, 1, 0) outside torchrun."""

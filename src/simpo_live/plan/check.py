@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from simpo_live.config import SimpoConfig
@@ -10,7 +9,7 @@ from simpo_live.data import TokenizedPair
 from simpo_live.evals.memory import process_rss_gib
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import read_model_args
-from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan
+from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan, format_plan_report
 from simpo_live.plan.from_config import plan_for_config
 
 
@@ -24,12 +23,13 @@ def own_memory_bytes(device: torch.device) -> int:
 
 def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,
                                  pairs: list[TokenizedPair], is_leader: bool,
-                                 reward_model_bytes: int | None = None) -> MemoryPlan:
-    """Print the plan (leader) and raise ConfigError, naming the knobs that would fit, when it does not fit."""
+                                 reward_model_bytes: int | None = None, verbose: bool = False) -> MemoryPlan:
+    """Print the plan (leader: one summary line, or every term when `verbose` or when it does not fit) and raise
+    ConfigError, naming the knobs that would fit, when it does not fit."""
     plan = plan_for_config(cfg, args, world_size, device, pairs=pairs, reward_model_bytes=reward_model_bytes,
                            own_bytes=own_memory_bytes(device))
     if is_leader:  # information, on stdout: stderr is for what went wrong
-        print(format_plan(plan), flush=True)
+        print(format_plan_report(plan, device, verbose), flush=True)
     check_fits(plan)
     return plan
 

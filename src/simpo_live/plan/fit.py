@@ -106,6 +106,20 @@ def format_plan(plan: MemoryPlan) -> str:
     return "\n".join(lines)
 
 
+def format_plan_summary(plan: MemoryPlan, device: torch.device) -> str:
+    """One line: the peak per rank, the device and whether it fits (`format_plan` has every term)."""
+    phase = "train step" if plan.phase_bytes("train") >= plan.phase_bytes("eval") else "eval"
+    ranks = plan.inputs.world_size
+    return (f"memory plan: peak {plan.peak_bytes / GIB:.3f} GiB per rank ({phase}) of {plan.device_bytes / GIB:.3f} "
+            f"GiB on {device.type}, {ranks} rank{'s' if ranks > 1 else ''}: {'fits' if plan.fits else 'DOES NOT FIT'} "
+            "(every term: train --verbose, or simpo-live plan)")
+
+
+def format_plan_report(plan: MemoryPlan, device: torch.device, verbose: bool = False) -> str:
+    """What `train` prints before step 1: the summary line, or every term when asked or when it does not fit."""
+    return format_plan(plan) if verbose or not plan.fits else format_plan_summary(plan, device)
+
+
 def check_fits(plan: MemoryPlan) -> None:
     """Raise ConfigError naming the knobs that would make the run fit (or help most) when it does not."""
     if plan.fits:

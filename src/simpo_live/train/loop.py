@@ -74,7 +74,8 @@ def train_loop(session: TrainingSession, stop: StopRequest) -> None:
                              micro_batches_for_step(session, step), session.step_settings)
         session.step = step + 1  # "step" = optimizer updates completed
         metrics = check_update(session, metrics)
-        session.tracker.log(metrics.as_log(), session.step)
+        if session.step % session.cfg.trainer.log_every == 0 or session.step == num_steps:
+            session.tracker.log(metrics.as_log(), session.step)
         progress.update(session.step, metrics)
         run_hooks(session, num_steps)
         stop_if_asked(session, stop)

@@ -34,8 +34,9 @@ def check_outputs(cfg: SimpoConfig) -> None:
         check_writable_dir(cfg.hf_save_path, "hf_save_path")
 
 
-def run_training(cfg: SimpoConfig) -> int:
-    """Train to cfg.trainer.num_train_steps; returns the process exit code."""
+def run_training(cfg: SimpoConfig, verbose: bool = False) -> int:
+    """Train to cfg.trainer.num_train_steps; returns the process exit code. `verbose`: print the whole memory
+    plan (else one line, unless it does not fit)."""
     rank = rank_info()
     run_dir = Path(cfg.trainer.run_dir)
     step, session = 0, None
@@ -44,7 +45,7 @@ def run_training(cfg: SimpoConfig) -> int:
         check_outputs(cfg)
         changes = check_run_dir_owner(cfg)
         with handle_sigterm(cfg.trainer.preemption_grace_sec) as stop:
-            session = build_session(cfg)  # reads and checks every input; writes nothing
+            session = build_session(cfg, verbose)  # reads and checks every input; writes nothing
             if is_finished(session):
                 if rank.is_leader:
                     print(f"{run_dir}: this run already finished (step {session.step} of "
@@ -70,7 +71,8 @@ def run_training(cfg: SimpoConfig) -> int:
 
             write_report(run_dir)
     except UserError as e:
-        print(e.describe(), file=sys.stderr)
+        if rank.is_node_leader:  # every rank of a node hit the same bad input: one line, not one per rank
+            print(e.describe(), file=sys.stderr)
         return 1
     except Preempted as e:
         if rank.is_leader:

@@ -128,9 +128,10 @@ def check_same_resume_point(resume_path: Path | None, rank: RankInfo, timeout_se
                               "trainer.run_dir, so it must be on a filesystem all nodes share")
 
 
-def build_session(cfg: SimpoConfig) -> TrainingSession:
+def build_session(cfg: SimpoConfig, verbose: bool = False) -> TrainingSession:
     """Everything the loop needs, read and checked (data, tokenizer, model, resume checkpoint) without writing
-    anything: the run directory is only touched by `open_run_dir`, once every input is known to be good."""
+    anything: the run directory is only touched by `open_run_dir`, once every input is known to be good.
+    `verbose`: print the memory plan's every term, not its one-line summary."""
     rank = rank_info()
     threads = intra_op_threads(cfg.trainer.num_threads)
     if threads is not None:
@@ -159,7 +160,8 @@ def build_session(cfg: SimpoConfig) -> TrainingSession:
     weights_dir = cfg.model.path if adapters else (resume_path or cfg.model.path)
     raw_model, model = load_for_training(weights_dir, cfg.trainer.strategy, rank, device, cfg.model.dtype,
                                          cfg.trainer.activation_checkpointing, adapters)
-    check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader)
+    check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader,
+                                 verbose=verbose)
 
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)

@@ -5,9 +5,9 @@ from simpo_live.config.load import PRESETS
 
 
 def test_dotted_overrides_are_typed():
-    cfg = load_config(overrides=["--trainer.num_train_steps=50", "--inference_eval.eval_at_steps=[50,100]",
+    cfg = load_config(overrides=["--trainer.num_train_steps=100", "--inference_eval.eval_at_steps=[50,100]",
                                  "--beta=2.5"])
-    assert cfg.trainer.num_train_steps == 50
+    assert cfg.trainer.num_train_steps == 100
     assert cfg.inference_eval.eval_at_steps == [50, 100]
     assert cfg.beta == 2.5
 

@@ -10,7 +10,7 @@ from simpo_live.evals.reward import inspect_reward_model, reward_model_bytes
 from simpo_live.model import LlamaModel, ModelArgs
 from simpo_live.model.rope import rope_cos_sin
 from simpo_live.plan import MemoryPlan, check_fits, fitting_knobs
-from simpo_live.plan.fit import knobs_that_fit_together
+from simpo_live.plan.fit import format_plan, format_plan_report, knobs_that_fit_together
 from simpo_live.plan.from_config import plan_inputs
 from simpo_live.plan.terms import layer_activation_bytes_per_token, num_parameters
 from tiny_training import saved_bytes
@@ -136,3 +136,15 @@ def test_on_policy_rounds_size_the_eval_phase_when_their_engine_is_larger():
     request = 176  # data.max_prompt_len + the round's new tokens (164), in whole pages of 16
     assert with_rounds.inputs.kv_min_tokens == request and with_rounds.inputs.kv_cache_tokens == 64 * request
     assert with_rounds.phase_bytes("eval") > evals_only.phase_bytes("eval")
+
+
+def test_train_prints_one_plan_line_unless_verbose_or_over():
+    plan = plan_of(device_gib=64.0)
+    summary = format_plan_report(plan, torch.device("cpu"))
+    assert summary.count("\n") == 0
+    assert summary.startswith(f"memory plan: peak {plan.peak_bytes / 2**30:.3f} GiB per rank")
+    assert "of 64.000 GiB on cpu, 1 rank: fits" in summary
+    table = format_plan_report(plan, torch.device("cpu"), verbose=True)
+    assert table == format_plan(plan) and "train step total" in table
+    over = plan_of(device_gib=0.001)
+    assert format_plan_report(over, torch.device("cpu")) == format_plan(over)  # what does not fit is shown in full
