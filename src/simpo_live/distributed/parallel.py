@@ -36,6 +36,11 @@ def uses_fsdp(strategy: str) -> bool:
     return strategy == "fsdp" and dist.is_initialized()
 
 
+def gathers_in_bf16(device: torch.device, bf16_compute: bool = False) -> bool:
+    """Whether FSDP2 all-gathers and computes in bf16 on `device` (`shard_with_fsdp`'s mixed-precision rule)."""
+    return bf16_compute or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
 def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device, bf16_compute: bool = False) -> LlamaModel:
     """FSDP2 `fully_shard` per decoder layer, then the root (embeddings, norm, head; tied weights stay together).
 
@@ -48,7 +53,7 @@ def shard_with_fsdp(model: LlamaModel, rank: RankInfo, device: torch.device, bf1
 
     mesh = init_device_mesh(device.type, (rank.world_size,))
     policy = MixedPrecisionPolicy()
-    if bf16_compute or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+    if gathers_in_bf16(device, bf16_compute):
         # bf16 compute and all-gathers, fp32 gradient reduction: the usual large-model recipe.
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     for layer in model.model.layers:

@@ -20,6 +20,7 @@ from simpo_live.data.stream import PairStream, SeededPairs
 from simpo_live.distributed.env import RankInfo, init_process_group, intra_op_threads, rank_info
 from simpo_live.distributed.gather import gather_to_all
 from simpo_live.distributed.loading import load_for_training
+from simpo_live.distributed.parallel import gathers_in_bf16
 from simpo_live.atomic import atomic_write
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError, read_model_args
@@ -102,7 +103,7 @@ def training_compute_dtype(cfg: SimpoConfig, raw_model: LlamaModel, device: torc
     autocast = autocast_dtype(cfg, device)
     if autocast is not None:
         return autocast
-    if cfg.trainer.strategy == "fsdp" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if cfg.trainer.strategy == "fsdp" and gathers_in_bf16(device):
         return torch.bfloat16
     return next(raw_model.parameters()).dtype
 
