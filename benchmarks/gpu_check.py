@@ -15,7 +15,7 @@ import torch
 
 import bench_generate as bench
 from simpo_live.engine import Engine, EngineConfig, Request, SamplingParams
-from simpo_live.engine.kv_cache import kv_bytes_per_token
+from simpo_live.engine.capacity import kv_bytes_per_token
 
 
 def decode_bandwidth(model, prompts, new_tokens, args, variant: str) -> dict:

@@ -29,7 +29,7 @@ import torch
 import transformers
 
 from simpo_live.config.schema import BUNDLED_DATA, BUNDLED_MODEL
-from simpo_live.engine.kv_cache import kv_bytes_per_token
+from simpo_live.engine.capacity import kv_bytes_per_token
 from simpo_live.model.checkpoint import read_model_args
 from simpo_live.plan.terms import num_parameters
 

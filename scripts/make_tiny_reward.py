@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer, LlamaForSequenceClassification
 
 from simpo_live.config.schema import ASSETS, BUNDLED_DATA, BUNDLED_MODEL
-from simpo_live.evals.reward import encode_conversation  # the reward model's input, as the eval builds it
+from simpo_live.rollout.reward import encode_conversation  # the reward model's input, as the eval builds it
 from simpo_live.tasks import reverse_words as task
 
 OUT_DIR = ASSETS / "tiny-reverse-rm"
@@ -90,7 +90,7 @@ def policy_answers(prompts: list[str], temperature: float = 0.0, seed: int = 0, 
     """A policy's answers through the project's engine (the bundled one's greedy answers: what the baseline eval
     scores)."""
     from simpo_live.engine import Engine, EngineConfig
-    from simpo_live.evals.generation import GenerationSettings, generate_shard
+    from simpo_live.rollout.generation import GenerationSettings, generate_shard
     from simpo_live.model.checkpoint import load_model
 
     model = load_model(model_dir, dtype=torch.float32, device=torch.device("cpu"))

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from simpo_live.engine.decode_graph import DecodeGraphs
-from simpo_live.engine.kv_cache import KVStorage, kv_bytes_per_token
+from simpo_live.engine.capacity import kv_bytes_per_token
+from simpo_live.engine.storage import KVStorage
 from simpo_live.engine.runner import MIN_ROWS
 from simpo_live.intmath import ceil_div, round_up
 

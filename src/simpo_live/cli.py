@@ -121,7 +121,7 @@ def config(ctx: click.Context, config_file: str | None) -> None:
               help="Host index and count written in rows and the file name (default: RANK/WORLD_SIZE).")
 def sample(**options) -> None:
     """Generate completions from a checkpoint; under torchrun each rank writes its contiguous slice."""
-    from simpo_live.evals.sample import run_sample_command
+    from simpo_live.rollout.sample import run_sample_command
 
     sys.exit(run_sample_command(**options))
 

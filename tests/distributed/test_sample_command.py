@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simpo_live.host_files import read_host_files
+from simpo_live.rollout.host_files import read_host_files
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 PROMPTS = ["hello world", "w1 w2 w3", "sort: w5 w4", "reverse: w9 w8 w7 w6", "hello w11 world"]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from run_overrides import quick_run_overrides
 from simpo_live.cli import main
 from simpo_live.config import load_config
-from simpo_live.evals.sample import run_sample_command
+from simpo_live.rollout.sample import run_sample_command
 from simpo_live.model.adapter_files import load_adapters, read_adapter_config
 from simpo_live.model.checkpoint import load_model
 from simpo_live.model.lora import add_adapters, adapter_shapes, set_adapters

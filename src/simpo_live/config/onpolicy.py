@@ -1,4 +1,5 @@
-"""The `onpolicy` config section: when rounds run, which prompts, how samples are drawn, scored, paired and used."""
+"""The `onpolicy` config section: when rounds run, which prompts, how samples are paired and used; sampling, scoring
+and the engine are the sections every rollout shares (config/rollout.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from simpo_live.config.section import MAX_SEED, ScorerSpec, Section
-from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
+from simpo_live.config.rollout import EngineSection, SamplingSection, ScoringSection, SwitchSection
+from simpo_live.config.section import MAX_SEED
 
 
-class OnPolicyConfig(Section):
+class OnPolicyConfig(EngineSection, ScoringSection, SamplingSection, SwitchSection):
     """On-policy SimPO: at scheduled steps the model samples answers to training prompts, they are scored, and the
     best-versus-worst pairs become the training pairs until the next round."""
 
@@ -28,39 +29,17 @@ class OnPolicyConfig(Section):
     """Prompt file (text, one per line, or JSONL with a 'prompt' field) instead of the training data's prompts."""
     samples_per_prompt: int = Field(4, ge=2)
     """Answers sampled per prompt; the highest- and lowest-scored become the pair."""
-    max_new_tokens: int = Field(64, ge=1)
-    """New tokens per sample."""
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature (greedy samples would all be the same answer)."""
-    top_p: float = Field(1.0, gt=0, le=1)
-    """Nucleus sampling mass."""
-    top_k: int = Field(0, ge=0)
-    """Top-k cutoff; 0 disables it."""
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     """Sampling seed root; defaults to one derived from trainer.seed (distinct from the eval's)."""
-    scorer: ScorerSpec = None
-    """Score source: 'module:function' called per sample row (dict with prompt and generated_text), a float. One
-    score source: scorer or reward_model (a later layer's replaces an inherited one)."""
-    reward_model: str | None = None
-    """Score source: a local HF sequence-classification reward model ('bundled:NAME' for a shipped one)."""
-    reward_model_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Reward model weights: auto is bf16 on CUDA and fp32 on CPU."""
-    reward_batch_tokens: int = Field(16384, ge=1)
-    """Token budget of one scoring batch."""
     pair_rule: Literal["highest_vs_lowest"] = "highest_vs_lowest"
     """chosen = the highest-scored sample, rejected = the lowest-scored one with a different text; a prompt whose
-    samples are all identical, or all tie, is dropped and counted."""
+    samples are all identical, or all tie, is dropped and counted. One score source: scorer or reward_model (a later
+    layer's replaces an inherited one)."""
     offline_fraction: float = Field(0.0, ge=0, lt=1)
     """Until the next round, this fraction of every batch comes from the offline data (the rest from the round's
     pairs); 0: only the new pairs."""
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
-    max_seqs: int = Field(EngineConfig.max_seqs, ge=1)
-    """Engine: most sequences decoding at once."""
-    hbm_utilization: float = Field(EngineConfig.hbm_utilization, gt=0, le=MAX_HBM_UTILIZATION)
-    """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
-    timeout_sec: float | None = Field(None, gt=0)
-    """Gather timeout for a round; defaults to trainer.distributed_timeout_sec."""
 
     @model_validator(mode="after")
     def _one_score_source(self) -> OnPolicyConfig:
@@ -75,7 +54,3 @@ class OnPolicyConfig(Section):
         steps = sorted(set(self.at_steps)) if self.at_steps is not None else \
             list(range(0, num_train_steps, self.every or num_train_steps))
         return [s for s in steps if s < num_train_steps]
-
-    def engine_config(self, max_seq_len: int) -> EngineConfig:
-        return EngineConfig(max_seqs=self.max_seqs, hbm_utilization=self.hbm_utilization, max_seq_len=max_seq_len)
-

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from simpo_live.config.onpolicy import OnPolicyConfig
-from simpo_live.config.section import MAX_SEED, ScorerSpec, Section
-
-# The engine's and the prompt sources' own defaults and bounds: one definition per knob.
-from simpo_live.engine.params import MAX_HBM_UTILIZATION, EngineConfig
-from simpo_live.evals.prompts import DEFAULT_SYNTHETIC_TEMPLATE
+from simpo_live.config.rollout import (
+    DEFAULT_MAX_TOKENS_PER_ROUND,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SYNTHETIC_TEMPLATE,
+    EngineSection,
+    SamplingSection,
+    ScoringSection,
+    SwitchSection,
+)
+from simpo_live.config.section import MAX_SEED, Section
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL = ASSETS / "tiny-reverse"
@@ -189,7 +194,7 @@ class TrackerConfig(Section):
     """Weights & Biases mode; offline needs no network."""
 
 
-class InferenceEvalConfig(Section):
+class InferenceEvalConfig(EngineSection, ScoringSection, SamplingSection, SwitchSection):
     enabled: bool = False
     """Run the periodic inference eval."""
     eval_every: int | None = Field(None, ge=1)
@@ -214,33 +219,17 @@ class InferenceEvalConfig(Section):
     """Use this many prompts of the validation split of the preference data (a prompt source like the others)."""
     use_chat_template: bool = True
     """Wrap each prompt in the tokenizer's chat template (one user message)."""
-    max_new_tokens: int = Field(64, ge=1)
-    """New tokens per sample (the cap; a sample stops earlier only at a stop token)."""
-    temperature: float = Field(0.0, ge=0)
-    """Sampling temperature; 0 means greedy."""
-    top_p: float = Field(1.0, gt=0, le=1)
-    """Nucleus sampling mass."""
-    top_k: int = Field(0, ge=0)
-    """Top-k cutoff; 0 disables it."""
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    """Sampling seed root; defaults to trainer.seed."""
     n_samples: int = Field(1, ge=1)
     """Samples per prompt."""
     ignore_eos: bool = False
     """Generate exactly max_new_tokens, ignoring stop tokens."""
     stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
     """Extra stop token ids, added to the tokenizer's EOS and end-of-turn (which ignore_eos drops; these stay)."""
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Engine weights and KV cache: auto is a bf16 copy on CUDA and the training weights as they are on CPU."""
-    max_seqs: int = Field(EngineConfig.max_seqs, ge=1)
-    """Engine: most sequences decoding at once."""
-    page_size: int = Field(EngineConfig.page_size, ge=1)
+    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1)
     """Engine: KV cache page size in tokens."""
     max_pages: int | None = Field(None, ge=1)
     """Engine: KV cache size in pages (overrides hbm_utilization)."""
-    hbm_utilization: float = Field(EngineConfig.hbm_utilization, gt=0, le=MAX_HBM_UTILIZATION)
-    """Engine: fraction of free device memory (RAM on CPU) for the KV cache."""
-    max_tokens_per_round: int = Field(EngineConfig.max_tokens_per_round, ge=1)
+    max_tokens_per_round: int = Field(DEFAULT_MAX_TOKENS_PER_ROUND, ge=1)
     """Engine: token budget per step for chunked prefill."""
     output_dir: str | None = None
     """Per-step outputs; defaults to <run_dir>/inference_eval."""
@@ -250,19 +239,6 @@ class InferenceEvalConfig(Section):
     """in_process: generate inside the trainer; subprocess: save weights and run `simpo-live sample`."""
     on_error: Literal["raise", "warn"] = "raise"
     """On a failed eval: stop the run, or record the error and keep training."""
-    scorer: ScorerSpec = None
-    """'module:function' called per row (dict) returning a float; its mean is logged (and win rates use it when no
-    reward_model is set)."""
-    reward_model: str | None = None
-    """Local Hugging Face sequence-classification reward model (one output) scoring every row after generation, in
-    its own chat template; win rates against the baseline eval use its scores. 'bundled:NAME' names one in
-    simpo_live/assets."""
-    reward_model_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Reward model weights: auto is bf16 on CUDA and fp32 on CPU."""
-    reward_batch_tokens: int = Field(16384, ge=1)
-    """Token budget of one scoring batch (rows x the longest row; rows are sorted by length first)."""
-    timeout_sec: float | None = Field(None, gt=0)
-    """Gather timeout for this eval; defaults to trainer.distributed_timeout_sec."""
 
     @model_validator(mode="after")
     def _one_prompt_source(self) -> InferenceEvalConfig:
@@ -274,12 +250,11 @@ class InferenceEvalConfig(Section):
             raise ValueError("inference_eval.synthetic_prompt_template must contain {index}")
         return self
 
-    def engine_config(self, max_seq_len: int):
-        """The engine's configuration for this eval, built here only: the in-process eval and the `simpo-live sample`
-        child of `isolation: subprocess` both get all of it, so their rows cannot differ."""
-        return EngineConfig(max_seqs=self.max_seqs, page_size=self.page_size, max_pages=self.max_pages,
-                            hbm_utilization=self.hbm_utilization, max_tokens_per_round=self.max_tokens_per_round,
-                            max_seq_len=max_seq_len)
+    def engine_knobs(self) -> dict[str, Any]:
+        """The shared knobs and the eval's own: the in-process eval and the `simpo-live sample` child of
+        `isolation: subprocess` both get all of them, so their rows cannot differ."""
+        return {**super().engine_knobs(), "page_size": self.page_size, "max_pages": self.max_pages,
+                "max_tokens_per_round": self.max_tokens_per_round}
 
     def schedule_steps(self, num_train_steps: int) -> list[int]:
         """The exact updates after which the eval runs (0 = the baseline before training)."""

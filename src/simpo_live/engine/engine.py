@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.engine.kv_cache import build_storage, kv_cache_pages
+from simpo_live.engine.capacity import kv_cache_pages
+from simpo_live.engine.kv_cache import build_storage
 from simpo_live.engine.params import Completion, EngineConfig, Request, StepResult
 from simpo_live.engine.runner import Runner
 from simpo_live.engine.scheduler import Scheduler

@@ -11,8 +11,15 @@ from typing import Any, Literal
 
 import torch
 
+from simpo_live.config.rollout import (
+    DEFAULT_HBM_UTILIZATION,
+    DEFAULT_MAX_SEQS,
+    DEFAULT_MAX_TOKENS_PER_ROUND,
+    DEFAULT_PAGE_SIZE,
+    MAX_HBM_UTILIZATION,
+)
+
 FinishReason = Literal["stop", "length"]
-MAX_HBM_UTILIZATION = 0.95  # the rest of the free memory stays for the allocator, activations and fragmentation
 
 
 @dataclass
@@ -21,11 +28,11 @@ class EngineConfig:
     sized to `hbm_utilization` of the free device memory (available RAM on CPU), capped at what `max_seqs`
     sequences of `max_seq_len` tokens could ever use."""
 
-    max_seqs: int = 256
-    page_size: int = 16
+    max_seqs: int = DEFAULT_MAX_SEQS
+    page_size: int = DEFAULT_PAGE_SIZE
     max_pages: int | None = None
-    hbm_utilization: float = 0.5
-    max_tokens_per_round: int = 4096
+    hbm_utilization: float = DEFAULT_HBM_UTILIZATION
+    max_tokens_per_round: int = DEFAULT_MAX_TOKENS_PER_ROUND
     max_seq_len: int | None = None  # None: the model's max_position_embeddings
     device: str | torch.device | None = None  # None: the model's device
     dtype: torch.dtype | None = None  # KV cache dtype; None: the compute dtype

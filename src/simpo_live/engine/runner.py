@@ -7,17 +7,13 @@ to at least `MIN_ROWS` rows; attention per sequence; sampling noise per request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from simpo_live.engine.attention import PrefillSegment, StepAttention
 from simpo_live.engine.sampler import sample
 from simpo_live.engine.scheduler import Batch
+from simpo_live.engine.storage import KVStorage
 from simpo_live.model.llama import LlamaModel
-
-if TYPE_CHECKING:
-    from simpo_live.engine.kv_cache import KVStorage
 
 MIN_ROWS = 16
 

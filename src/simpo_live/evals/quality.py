@@ -16,15 +16,10 @@ from typing import Any
 
 from simpo_live.atomic import atomic_write
 from simpo_live.evals.winrate import Sample, compare
+from simpo_live.rollout.spec import comparison_score
 
 SCORES_FILE = "scores.jsonl"
 Key = tuple[int, int]
-
-
-def comparison_score(row: dict[str, Any]) -> float | None:
-    """The score win rates use: the reward model's, else the user scorer's, else none."""
-    value = row.get("reward", row.get("score"))
-    return None if value is None else float(value)
 
 
 def text_digest(text: str) -> str:

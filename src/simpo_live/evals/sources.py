@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simpo_live.config.schema import InferenceEvalConfig
 from simpo_live.data import PreferenceData
-from simpo_live.evals.prompts import load_prompts_with_sources, synthetic_prompts
+from simpo_live.rollout.prompts import load_prompts_with_sources, synthetic_prompts
 
 
 def resolve_prompts_with_sources(cfg: InferenceEvalConfig, data: PreferenceData) -> list[tuple[str, str]]:

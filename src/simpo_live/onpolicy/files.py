@@ -1,5 +1,6 @@
 """A round's files: `onpolicy/round_<step>/host_<i>_of_<P>.jsonl` (pairs, UltraFeedback layout), each host's
-counts and timings beside it, and the leader's `round.json`, written once every host is done.
+counts and timings beside it (its sidecar, rollout/host_files.py), and the leader's `round.json`, written once every
+host is done.
 
 Every write is atomic and a host file counts only once its done marker exists, so a round killed mid-way leaves
 nothing a reader would take for output. `round.json` is the round's commit: a resumed run reloads the pairs of the
@@ -15,32 +16,13 @@ from typing import Any
 from simpo_live.atomic import atomic_write
 from simpo_live.data.records import parse_record
 from simpo_live.data.tokenize import TokenizedPair, tokenize_records
-from simpo_live.host_files import host_file_name, host_file_path, is_host_done, read_host_file, write_host_file
+from simpo_live.rollout.host_files import host_file_path, is_host_done, read_host_file
 
 SUMMARY = "round.json"
 
 
 def round_dir(root: Path, step: int) -> Path:
     return root / f"round_{step:06d}"
-
-
-def stats_path(directory: Path, rank: int, world_size: int) -> Path:
-    return directory / host_file_name(rank, world_size).replace(".jsonl", ".stats.json")
-
-
-def write_host(directory: Path, pairs: list[dict[str, Any]], stats: dict[str, Any], rank: int,
-               world_size: int) -> None:
-    """The host's counts first, then its pairs and their done marker (the marker says both are complete)."""
-    with atomic_write(stats_path(directory, rank, world_size)) as f:
-        json.dump(stats, f)
-    write_host_file(directory, pairs, rank, world_size)
-
-
-def read_host_stats(directory: Path, rank: int, world_size: int) -> dict[str, Any] | None:
-    """A finished host's counts, or None when this host has not finished the round."""
-    if not is_host_done(directory, rank, world_size):
-        return None
-    return json.loads(stats_path(directory, rank, world_size).read_text())
 
 
 def read_summary(directory: Path) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from simpo_live.rollout.spec import comparison_score
+
 DROP_REASONS = ("identical", "tied")
 
 
@@ -36,12 +38,12 @@ def messages(prompt: str, answer: str) -> list[dict[str, str]]:
 def pick_pair(samples: list[dict[str, Any]]) -> tuple[dict, dict] | str:
     """(chosen, rejected) of one prompt's samples (sorted by sample index), or the reason there is none.
     Ties go to the lowest sample index, so the choice does not depend on floating-point order of anything."""
-    chosen = max(samples, key=lambda row: (row["score"], -row["sample_index"]))
+    chosen = max(samples, key=lambda row: (comparison_score(row), -row["sample_index"]))
     others = [row for row in samples if row["generated_text"] != chosen["generated_text"]]
     if not others:
         return "identical"
-    rejected = min(others, key=lambda row: (row["score"], row["sample_index"]))
-    if rejected["score"] == chosen["score"]:
+    rejected = min(others, key=lambda row: (comparison_score(row), row["sample_index"]))
+    if comparison_score(rejected) == comparison_score(chosen):
         return "tied"
     return chosen, rejected
 
@@ -55,9 +57,9 @@ def pair_row(chosen: dict[str, Any], rejected: dict[str, Any], samples: list[dic
            "step": chosen["step"], "global_prompt_index": chosen["global_prompt_index"]}
     for side, sample in (("chosen", chosen), ("rejected", rejected)):
         row.update({f"{side}_sample_index": sample["sample_index"], f"{side}_seed": sample["seed"],
-                    f"{side}_score": sample["score"], f"{side}_token_count": sample["generated_token_count"],
+                    f"{side}_score": comparison_score(sample), f"{side}_token_count": sample["generated_token_count"],
                     f"{side}_finish_reason": sample["finish_reason"]})
-    row["scores"] = [sample["score"] for sample in samples]
+    row["scores"] = [comparison_score(sample) for sample in samples]
     row["seeds"] = [sample["seed"] for sample in samples]
     return {**row, **provenance}
 
@@ -65,8 +67,8 @@ def pair_row(chosen: dict[str, Any], rejected: dict[str, Any], samples: list[dic
 def build_pairs(rows: list[dict[str, Any]], provenance: dict[str, Any] | None = None
                 ) -> tuple[list[dict[str, Any]], PairCounts]:
     """Pair rows in global prompt order, and the counts of prompts used, paired and dropped (by reason).
-    Each input row needs global_prompt_index, sample_index, prompt, generated_text, score, seed, step,
-    generated_token_count and finish_reason (as `evals.generation.generate_shard` rows, scored)."""
+    Each input row needs global_prompt_index, sample_index, prompt, generated_text, a score or reward, seed, step,
+    generated_token_count and finish_reason (as `rollout.generation.generate_shard` rows, scored)."""
     by_prompt: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_prompt[row["global_prompt_index"]].append(row)

@@ -1,18 +1,13 @@
-"""What every round of the run needs, fixed before step 1: the prompt pool and which prompts each round takes,
-sampling, engine, score source, data limits, where the files go."""
+"""What every round of the run needs, fixed before step 1: the prompt pool and which prompts each round takes, its
+rollout (sampling, engine, scoring), data limits, where the files go."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from simpo_live.data.batches import global_batch_indices
-from simpo_live.engine import EngineConfig
-from simpo_live.evals.generation import GenerationSettings
-from simpo_live.evals.reward import RewardModelInfo
-from simpo_live.evals.scorer import Scorer
+from simpo_live.rollout.spec import RolloutSpec
 from simpo_live.seeds import labelled_seed
 
 
@@ -28,20 +23,13 @@ class RoundPlan:
     """(prompt, where it comes from) of every candidate prompt; rounds take them in seeded order."""
     prompts_per_round: int
     schedule: list[int]
-    settings: GenerationSettings
-    engine: EngineConfig
-    engine_dtype: torch.dtype | None
+    rollout: RolloutSpec
     output_dir: Path
     seed: int
     score_source: str
-    scorer: Scorer | None
-    reward_model: RewardModelInfo | None
-    reward_dtype: torch.dtype
-    reward_batch_tokens: int
     max_seq_len: int
     max_prompt_len: int
     config_digest: str
-    timeout_sec: float
 
     def prompts_for(self, step: int) -> list[tuple[str, str]]:
         """The (prompt, source) list of the round at `step`; its positions are the round's global prompt indices."""

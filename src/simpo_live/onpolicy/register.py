@@ -9,15 +9,19 @@ from pathlib import Path
 from simpo_live.config import config_digest
 from simpo_live.config.load import ConfigError
 from simpo_live.errors import UserError
-from simpo_live.evals.generation import GenerationSettings, longest_prompt
-from simpo_live.evals.prompts import load_prompts_with_sources
-from simpo_live.evals.register import eval_context, eval_dtype
-from simpo_live.evals.reward import check_reward_context, inspect_reward_model, reward_dtype
-from simpo_live.evals.scorer import load_scorer
 from simpo_live.onpolicy.files import read_pair_rows, read_summary, round_dir, tokenize_pair_rows
 from simpo_live.onpolicy.plan import RoundPlan, sampling_seed
 from simpo_live.onpolicy.round import OnPolicyRound
 from simpo_live.onpolicy.source import OnPolicyPairs
+from simpo_live.plan.check import check_request_fits
+from simpo_live.rollout.context import replica_dtype, rollout_context
+from simpo_live.rollout.prompts import load_prompts_with_sources
+from simpo_live.rollout.requests import RequestKnobs, check_requests_fit
+from simpo_live.rollout.reward import check_reward_context
+from simpo_live.rollout.spec import RolloutSpec, engine_config, generation_settings, load_scoring
+
+
+KNOBS = RequestKnobs(max_new_tokens="onpolicy.max_new_tokens")
 
 
 class RoundMissingError(UserError):
@@ -37,38 +41,28 @@ def prompt_pool(cfg, session) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def check_requests_fit(pool: list[tuple[str, str]], cfg, session) -> int:
-    """The longest request (prompt + max_new_tokens) must fit the model's context; returns its length."""
-    index, prompt_tokens = longest_prompt(session.tokenizer, [p for p, _ in pool], True)
-    longest = max(prompt_tokens, 1) + cfg.max_new_tokens
-    context = session.raw_model.args.max_position_embeddings
-    if longest > context:
-        raise ConfigError([f"onpolicy: prompt {pool[index][1]} has {prompt_tokens} tokens; + max_new_tokens "
-                           f"({cfg.max_new_tokens}) = {longest} exceeds the model's context of {context}: lower "
-                           "onpolicy.max_new_tokens"])
-    return longest
-
-
 def build_plan(session) -> RoundPlan:
     cfg, trainer = session.cfg.onpolicy, session.cfg.trainer
     pool = prompt_pool(cfg, session)
-    longest = check_requests_fit(pool, cfg, session)
-    reward_model = inspect_reward_model(cfg.reward_model, "onpolicy.reward_model") if cfg.reward_model else None
-    if reward_model is not None:
-        check_reward_context(reward_model, [p for p, _ in pool], cfg.max_new_tokens, "onpolicy")
+    scoring = load_scoring(cfg, "onpolicy")
+    if scoring.reward_model is not None:
+        check_reward_context(scoring.reward_model, [p for p, _ in pool], cfg.max_new_tokens, "onpolicy")
+    longest = check_requests_fit(session.tokenizer, pool, True, cfg.max_new_tokens,
+                                 session.raw_model.args.max_position_embeddings, KNOBS)
+    engine = engine_config(cfg, longest.total_tokens)
+    check_request_fits(session.memory_plan, longest.total_tokens, engine.page_size,
+                       f"onpolicy: prompt {longest.index} ({pool[longest.index][1]})")
     seed = cfg.seed if cfg.seed is not None else sampling_seed(trainer.seed)
+    digest = config_digest(session.cfg)
+    rollout = RolloutSpec(settings=generation_settings(cfg, cfg.samples_per_prompt, seed), engine=engine,
+                          replica_dtype=replica_dtype(cfg.dtype, session.device), scoring=scoring,
+                          timeout_sec=cfg.timeout_sec or trainer.distributed_timeout_sec, provenance={})
     return RoundPlan(
         pool=pool, prompts_per_round=cfg.prompts_per_round, schedule=cfg.schedule_steps(trainer.num_train_steps),
-        settings=GenerationSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                                    top_k=cfg.top_k, n=cfg.samples_per_prompt, seed=seed),
-        engine=cfg.engine_config(longest), engine_dtype=eval_dtype(cfg.dtype, session.device),
-        output_dir=Path(trainer.run_dir) / "onpolicy", seed=trainer.seed,
-        score_source=f"reward_model:{cfg.reward_model}" if reward_model else f"scorer:{cfg.scorer}",
-        scorer=load_scorer(cfg.scorer), reward_model=reward_model,
-        reward_dtype=reward_dtype(cfg.reward_model_dtype, session.device),
-        reward_batch_tokens=cfg.reward_batch_tokens, max_seq_len=session.cfg.data.max_seq_len,
-        max_prompt_len=session.cfg.data.max_prompt_len, config_digest=config_digest(session.cfg),
-        timeout_sec=cfg.timeout_sec or trainer.distributed_timeout_sec)
+        rollout=rollout, output_dir=Path(trainer.run_dir) / "onpolicy", seed=trainer.seed,
+        score_source=f"reward_model:{cfg.reward_model}" if scoring.reward_model else f"scorer:{cfg.scorer}",
+        max_seq_len=session.cfg.data.max_seq_len, max_prompt_len=session.cfg.data.max_prompt_len,
+        config_digest=digest)
 
 
 def reload_latest_round(plan: RoundPlan, source: OnPolicyPairs, step: int, tokenizer) -> None:
@@ -99,5 +93,5 @@ def register_onpolicy_rounds(session) -> OnPolicyRound | None:
     if session.step > 0:
         reload_latest_round(plan, source, session.step, session.tokenizer)
     hook = OnPolicyRound(plan, source)
-    session.hooks.add("onpolicy", lambda s: hook(eval_context(s)), at_steps=plan.schedule)
+    session.hooks.add("onpolicy", lambda s: hook(rollout_context(s)), at_steps=plan.schedule)
     return hook

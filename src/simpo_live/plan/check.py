@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from simpo_live.config import SimpoConfig
+from simpo_live.config import ConfigError, SimpoConfig
 from simpo_live.data import TokenizedPair
-from simpo_live.evals.memory import process_rss_gib
+from simpo_live.rollout.memory import process_rss_gib
+from simpo_live.intmath import round_up
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import read_model_args
 from simpo_live.plan.fit import GIB, MemoryPlan, advice, check_fits, format_plan, format_plan_report
@@ -32,6 +33,22 @@ def check_memory_before_training(cfg: SimpoConfig, args: ModelArgs, world_size: 
         print(format_plan_report(plan, device, verbose), flush=True)
     check_fits(plan)
     return plan
+
+
+def check_request_fits(plan: MemoryPlan, request_tokens: int, page_size: int, which: str) -> None:
+    """The plan again with a rollout's longest real request as the least KV cache it can run with (the plan
+    before step 1 bounds prompts by data.max_prompt_len; a prompt file can hold longer ones). ConfigError naming
+    the request and the knobs when the run would then not fit."""
+    tokens = round_up(request_tokens, page_size)
+    inputs = plan.inputs
+    if tokens <= inputs.kv_min_tokens:
+        return
+    replanned = MemoryPlan.of(inputs.with_knob(kv_min_tokens=tokens,
+                                               kv_cache_tokens=max(inputs.kv_cache_tokens, tokens)), plan.device_bytes)
+    if not replanned.fits:
+        raise ConfigError([f"{which} needs a KV cache of {tokens} tokens, beyond the memory plan's bound of "
+                           f"{inputs.kv_min_tokens}: the run would need {replanned.peak_bytes / GIB:.2f} GiB per rank "
+                           f"of {plan.device_bytes / GIB:.2f} GiB. {advice(replanned)}"])
 
 
 def run_plan_command(cfg: SimpoConfig, world_size: int, device_type: str, device_memory_gib: float | None) -> int:

@@ -14,8 +14,9 @@ import torch
 
 from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
-from simpo_live.engine.kv_cache import free_memory_bytes
-from simpo_live.evals.register import eval_dtype
+from simpo_live.engine.capacity import free_memory_bytes
+from simpo_live.rollout.context import replica_dtype
+from simpo_live.rollout.spec import engine_config
 from simpo_live.intmath import round_up
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import DTYPES
@@ -49,8 +50,8 @@ def generation_phase(dtype: str, max_new_tokens: int, page_size: int, max_pages:
                      hbm_utilization: float, cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: bool,
                      param_bytes: int) -> dict:
     """The replica and KV-cache inputs of one engine run (an eval or an on-policy round)."""
-    replica_dtype = eval_dtype(dtype, torch.device(device_type))  # None: the training weights as they are
-    engine_bytes = replica_dtype.itemsize if replica_dtype is not None else param_bytes
+    engine_dtype = replica_dtype(dtype, torch.device(device_type))  # None: the training weights as they are
+    engine_bytes = engine_dtype.itemsize if engine_dtype is not None else param_bytes
     # A LoRA run's engine always gets a replica with the adapters merged into it (distributed/parallel.py).
     separate = sharded or engine_bytes != param_bytes or cfg.lora.enabled
     replica = engine_bytes if separate else 0
@@ -72,7 +73,7 @@ def eval_terms(cfg: SimpoConfig, args: ModelArgs, device_type: str, sharded: boo
         phases.append(generation_phase(ev.dtype, ev.max_new_tokens, ev.page_size, ev.max_pages, ev.max_seqs,
                                        ev.hbm_utilization, **common))
     if op.enabled:
-        engine = op.engine_config(cfg.data.max_seq_len)
+        engine = engine_config(op, cfg.data.max_seq_len)
         phases.append(generation_phase(op.dtype, op.max_new_tokens, engine.page_size, None, op.max_seqs,
                                        op.hbm_utilization, **common))
     if len(phases) <= 1:
@@ -89,7 +90,7 @@ def eval_reward_model_bytes(cfg: SimpoConfig, device_type: str) -> int:
     """The larger of the eval's and the on-policy rounds' reward model, in its scoring dtype plus one scoring
     batch; 0 without one. It is loaded once the engine and the replica are gone, so counting it beside them in
     the eval phase is an upper bound."""
-    from simpo_live.evals.reward import inspect_reward_model, reward_dtype, reward_model_bytes
+    from simpo_live.rollout.reward import inspect_reward_model, reward_dtype, reward_model_bytes
 
     sections = {"inference_eval": cfg.inference_eval, "onpolicy": cfg.onpolicy}
     return max((reward_model_bytes(inspect_reward_model(s.reward_model, key=f"{name}.reward_model"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from simpo_live.engine.kv_cache import kv_bytes_per_token
+from simpo_live.engine.capacity import kv_bytes_per_token
 from simpo_live.model.args import ModelArgs
 
 # Peak fp32 bytes per logit in the unchunked log-prob backward: the log-softmax output saved by forward (the

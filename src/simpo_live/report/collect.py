@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from simpo_live.evals.quality import text_digest
-from simpo_live.host_files import host_files_in, read_host_file
+from simpo_live.rollout.host_files import host_files_in, read_host_file
 from simpo_live.tracking import read_metrics
 
 MAX_TEXT_CHARS = 2000

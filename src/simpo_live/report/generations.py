@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from simpo_live.evals.quality import comparison_score
+from simpo_live.rollout.spec import comparison_score
 from simpo_live.evals.winrate import Sample, preference
 from simpo_live.report.collect import MAX_TEXT_CHARS, RunData
 

@@ -26,6 +26,7 @@ from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import CheckpointError, read_model_args
 from simpo_live.model.logprobs import resolve_chunk_tokens
 from simpo_live.model.lora import peft_config
+from simpo_live.plan import MemoryPlan
 from simpo_live.plan.check import check_memory_before_training
 from simpo_live.tracking import Tracker, build_trackers
 from simpo_live.tracking.base import NullTracker
@@ -55,6 +56,8 @@ class TrainingSession:
     batching: MicroBatching
     pad_id: int
     tracker: Tracker
+    memory_plan: MemoryPlan
+    """The per-rank memory plan checked before step 1; rollouts check their longest real request against it."""
     pairs: PairStream
     """Where each update's global batch comes from: the offline data (SeededPairs) or on-policy rounds."""
     step: int = 0
@@ -161,8 +164,8 @@ def build_session(cfg: SimpoConfig, verbose: bool = False) -> TrainingSession:
     weights_dir = cfg.model.path if adapters else (resume_path or cfg.model.path)
     raw_model, model = load_for_training(weights_dir, cfg.trainer.strategy, rank, device, cfg.model.dtype,
                                          cfg.trainer.activation_checkpointing, adapters)
-    check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train, rank.is_leader,
-                                 verbose=verbose)
+    memory_plan = check_memory_before_training(cfg, raw_model.args, rank.world_size, device, data.train,
+                                               rank.is_leader, verbose=verbose)
 
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.num_train_steps, cfg.optimizer)
@@ -179,7 +182,7 @@ def build_session(cfg: SimpoConfig, verbose: bool = False) -> TrainingSession:
         cfg=cfg, run_dir=run_dir, rank=rank, device=device, tokenizer=tokenizer, data=data,
         raw_model=raw_model, model=model, optimizer=optimizer, scheduler=scheduler, step_settings=settings,
         batching=MicroBatching(layout.packed, micro_batch_size, cfg.micro_batch_tokens()),
-        pad_id=tokenizer.pad_token_id, tracker=NullTracker(),
+        pad_id=tokenizer.pad_token_id, tracker=NullTracker(), memory_plan=memory_plan,
         pairs=SeededPairs(data.train, cfg.trainer.train_batch_size, cfg.trainer.seed),
         step=state.step if state else 0, resumed_from=resume_path,
         last_checkpoint_step=state.step if state else None, skipped_updates=state.skipped_updates if state else 0,

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from simpo_live.onpolicy.files import read_host_stats, read_pair_rows, tokenize_pair_rows, write_host
+from simpo_live.onpolicy.files import read_pair_rows, tokenize_pair_rows
 from simpo_live.onpolicy.pairs import messages
+from simpo_live.rollout.host_files import is_host_done, read_sidecar, write_host_file
 
 
 def pair(index: int, chosen: str = "w2 w1", rejected: str = "w1") -> dict:
@@ -16,11 +17,11 @@ def pair(index: int, chosen: str = "w2 w1", rejected: str = "w1") -> dict:
 
 
 def test_hosts_are_read_in_global_order_once_done(tmp_path):
-    write_host(tmp_path, [pair(3), pair(4)], {"pairs": 2}, 1, 2)
-    assert read_host_stats(tmp_path, 1, 2) == {"pairs": 2} and read_host_stats(tmp_path, 0, 2) is None
+    write_host_file(tmp_path, [pair(3), pair(4)], 1, 2, sidecar={"pairs": 2})
+    assert read_sidecar(tmp_path, 1, 2) == {"pairs": 2} and not is_host_done(tmp_path, 0, 2)
     with pytest.raises(FileNotFoundError, match="host 0 of 2 has not finished"):
         read_pair_rows(tmp_path, 2)
-    write_host(tmp_path, [pair(0), pair(2)], {"pairs": 2}, 0, 2)
+    write_host_file(tmp_path, [pair(0), pair(2)], 0, 2, sidecar={"pairs": 2})
     assert [row["global_prompt_index"] for row in read_pair_rows(tmp_path, 2)] == [0, 2, 3, 4]
     (tmp_path / "host_0001_of_0002.jsonl").write_text(json.dumps(pair(2)) + "\n")
     with pytest.raises(ValueError, match="prompt 2 is paired twice"):
@@ -37,16 +38,15 @@ def test_pairs_tokenise_as_offline_data_and_over_long_ones_are_counted(tmp_path,
 
 
 def test_a_reward_model_score_source_scores_every_sample(task_reward_model):
-    from types import SimpleNamespace
-
     import torch
 
-    from simpo_live.evals.reward import inspect_reward_model
-    from simpo_live.onpolicy.round import OnPolicyRound
+    from simpo_live.rollout.reward import inspect_reward_model
+    from simpo_live.rollout.spec import Scoring, comparison_score
 
-    plan = SimpleNamespace(reward_model=inspect_reward_model(str(task_reward_model)), reward_dtype=torch.float32,
-                           reward_batch_tokens=64)
+    scoring = Scoring(scorer=None, reward_model=inspect_reward_model(str(task_reward_model)),
+                      reward_model_dtype="float32", reward_batch_tokens=64)
     rows = [{"prompt": "reverse: ba be", "generated_text": text, "finish_reason": "stop", "global_prompt_index": 0,
              "sample_index": i} for i, text in enumerate(["be ba", "ba be", "be"])]
-    OnPolicyRound(plan, source=None).score(rows, SimpleNamespace(device=torch.device("cpu")))
-    assert all(row["score"] == row["reward"] for row in rows) and len({row["score"] for row in rows}) == 3
+    scoring.score(rows, torch.device("cpu"))
+    scores = [comparison_score(row) for row in rows]
+    assert scores == [row["reward"] for row in rows] and len(set(scores)) == 3

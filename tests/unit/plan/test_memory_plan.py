@@ -6,7 +6,7 @@ import torch
 
 from simpo_live.config import ConfigError, load_config
 from simpo_live.data import TokenizedPair
-from simpo_live.evals.reward import inspect_reward_model, reward_model_bytes
+from simpo_live.rollout.reward import inspect_reward_model, reward_model_bytes
 from simpo_live.model import LlamaModel, ModelArgs
 from simpo_live.model.rope import rope_cos_sin
 from simpo_live.plan import MemoryPlan, check_fits, fitting_knobs

@@ -10,8 +10,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reward_models import make_reward_model_dir
 from simpo_live.config import ConfigError
-from simpo_live.evals import reward as reward_module
-from simpo_live.evals.reward import RewardScorer, add_rewards, inspect_reward_model, length_buckets
+from simpo_live.rollout import reward as reward_module
+from simpo_live.rollout.reward import RewardScorer, add_rewards, inspect_reward_model, length_buckets
 
 CPU = torch.device("cpu")
 ANSWERS = ["w1", "w2 w3 w4 w5 w6 w7", "hello world", "", "w9 w9 w9 w9 w9 w9 w9 w9 w9 w9 w9 w9", "world"]
@@ -117,7 +117,7 @@ def test_the_bundled_reward_model_is_one_output_and_knows_the_task():
 
 
 def test_preflight_refuses_prompts_that_cannot_fit_the_reward_models_context(tmp_path, word_tokenizer):
-    from simpo_live.evals.reward import check_reward_context
+    from simpo_live.rollout.reward import check_reward_context
 
     directory = make_reward_model_dir(tmp_path / "rm", word_tokenizer, vocab_size=128, max_position_embeddings=32)
     info = inspect_reward_model(str(directory))

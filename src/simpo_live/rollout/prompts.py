@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simpo_live.config.rollout import DEFAULT_SYNTHETIC_TEMPLATE
 from simpo_live.errors import UserError
-
-DEFAULT_SYNTHETIC_TEMPLATE = "Write a short story about item number {index}."
 
 
 class PromptError(UserError):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from simpo_live.engine import Engine, Request, SamplingParams
-from simpo_live.evals.generation import GenerationSettings
-from simpo_live.evals.prompts import tokenize_prompt
+from simpo_live.rollout.generation import GenerationSettings
+from simpo_live.rollout.prompts import tokenize_prompt
 from simpo_live.model import LlamaModel
 
 PROBE_TOKENS = 8

@@ -1,4 +1,4 @@
-"""The leader's generation progress during an eval: samples done and tokens/s, as a bar or as log lines."""
+"""The leader's generation progress during a rollout: samples done and tokens/s, as a bar or as log lines."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tqdm import tqdm
 class GenerationProgress:
     """A tqdm bar under the training bar on a terminal; a line every `every_sec` seconds in a log file."""
 
-    def __init__(self, step: int, total_samples: int, writer, every_sec: float = 10.0):
+    def __init__(self, label: str, step: int, total_samples: int, writer, every_sec: float = 10.0):
+        self.label = label
         self.step = step
         self.writer = writer
         self.every_sec = every_sec
@@ -19,7 +20,7 @@ class GenerationProgress:
         self.tokens = 0
         self.finished = 0
         self.total = total_samples
-        self.bar = (tqdm(total=total_samples, desc=f"eval @ {step}", unit="sample", leave=False, position=1,
+        self.bar = (tqdm(total=total_samples, desc=f"{label} @ {step}", unit="sample", leave=False, position=1,
                          dynamic_ncols=True) if sys.stderr.isatty() else None)
 
     def update(self, result) -> None:
@@ -32,7 +33,7 @@ class GenerationProgress:
             self.bar.update(len(result.finished))
         elif now - self.last >= self.every_sec or self.finished == self.total:
             self.last = now
-            self.writer.write(f"eval step {self.step}: {self.finished}/{self.total} samples, {self.tokens} tokens, "
+            self.writer.write(f"{self.label} step {self.step}: {self.finished}/{self.total} samples, {self.tokens} tokens, "
                               f"{rate:.0f} tok/s")
 
     def close(self) -> None:

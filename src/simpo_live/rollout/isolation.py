@@ -18,8 +18,8 @@ from typing import Any
 
 from simpo_live.distributed.env import RankInfo
 from simpo_live.engine import EngineConfig
-from simpo_live.evals.generation import GenerationSettings
-from simpo_live.host_files import host_file_path, read_host_file
+from simpo_live.rollout.generation import GenerationSettings
+from simpo_live.rollout.host_files import host_file_path, read_host_file
 from simpo_live.model import LlamaModel
 from simpo_live.model.checkpoint import save_model
 

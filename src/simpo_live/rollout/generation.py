@@ -1,4 +1,4 @@
-"""Generate one host's shard of prompts into JSONL rows (written as host files by `simpo_live.host_files`).
+"""Generate one host's shard of prompts into JSONL rows (written as host files by `simpo_live.rollout.host_files`).
 
 Shared by the `sample` command and the periodic inference eval. Rows are self-describing: step, host, global
 prompt index, seed, sampling parameters and provenance. Which slice a host owns is the caller's business
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from simpo_live.engine import Engine, Request, SamplingParams, StepResult
-from simpo_live.evals.prompts import tokenize_prompt
+from simpo_live.rollout.prompts import tokenize_prompt
 from simpo_live.seeds import derive_seed
 
 
@@ -37,15 +37,6 @@ def required_max_seq_len(tokenizer, prompts: list[str], settings: GenerationSett
     Sizing the engine to it (not to the model's context) gives shorter KV slots, hence more of them."""
     longest = max((len(tokenize_prompt(tokenizer, p, settings.use_chat_template)) for p in prompts), default=1)
     return longest + settings.max_new_tokens
-
-
-def longest_prompt(tokenizer, prompts: list[str], use_chat_template: bool) -> tuple[int, int]:
-    """(index, token count) of the longest prompt as tokenised for generation; (0, 0) for no prompts."""
-    lengths = [len(tokenize_prompt(tokenizer, p, use_chat_template)) for p in prompts]
-    if not lengths:
-        return 0, 0
-    index = max(range(len(lengths)), key=lengths.__getitem__)
-    return index, lengths[index]
 
 
 def generate_shard(engine: Engine, prompts: list[str], global_offset: int, settings: GenerationSettings,

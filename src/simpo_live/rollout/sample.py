@@ -18,19 +18,17 @@ import torch
 
 from simpo_live.distributed.env import rank_info
 from simpo_live.distributed.sharding import shard_bounds
+from simpo_live.config.load import ConfigError
 from simpo_live.engine import CapacityError, Engine, EngineConfig
 from simpo_live.errors import UserError
-from simpo_live.evals.generation import (
-    GenerationSettings,
-    generate_shard,
-    longest_prompt,
-    required_max_seq_len,
-)
-from simpo_live.evals.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
-from simpo_live.host_files import write_host_file
-from simpo_live.intmath import ceil_div
 from simpo_live.model.checkpoint import DTYPES
+from simpo_live.rollout.generation import GenerationSettings, generate_shard, required_max_seq_len
+from simpo_live.rollout.host_files import write_host_file
+from simpo_live.rollout.prompts import PromptError, load_prompts_with_sources, synthetic_prompts
+from simpo_live.rollout.requests import RequestKnobs, check_requests_fit
 from simpo_live.run_dir import check_writable_dir
+
+KNOBS = RequestKnobs(max_new_tokens="--max-new-tokens", max_pages="--max-pages")
 
 
 class SampleInputError(UserError):
@@ -100,20 +98,14 @@ def read_sample_prompts(prompts_file: str | None, synthetic: int | None) -> list
     return prompts
 
 
-def check_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: GenerationSettings, context: int,
-                       max_pages: int | None, page_size: int) -> None:
+def check_sample_requests_fit(tokenizer, prompts: list[tuple[str, str]], settings: GenerationSettings,
+                              context: int, max_pages: int | None, page_size: int) -> None:
     """Refuse, before generating anything, a prompt whose request cannot fit the model's context or the cache."""
-    index, prompt_tokens = longest_prompt(tokenizer, [p for p, _ in prompts], settings.use_chat_template)
-    total = prompt_tokens + settings.max_new_tokens
-    which = f"prompt {index} ({prompts[index][1]})"
-    if total > context:
-        raise SampleInputError(f"{which} has {prompt_tokens} tokens; + --max-new-tokens {settings.max_new_tokens} "
-                               f"= {total} exceeds the model's context of {context}: lower --max-new-tokens or "
-                               "shorten it")
-    pages = ceil_div(total, page_size)
-    if max_pages is not None and pages > max_pages:
-        raise SampleInputError(f"{which} needs {total} tokens = {pages} pages of {page_size} but --max-pages is "
-                               f"{max_pages}: raise --max-pages or lower --max-new-tokens")
+    try:
+        check_requests_fit(tokenizer, prompts, settings.use_chat_template, settings.max_new_tokens, context, KNOBS,
+                           max_pages, page_size)
+    except ConfigError as e:
+        raise SampleInputError(e.problems[0]) from None
 
 
 def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int | None, max_new_tokens: int,
@@ -152,7 +144,8 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                   n=n_samples, ignore_eos=ignore_eos, stop_token_ids=tuple(stop_token_ids), seed=seed,
                                   use_chat_template=not no_chat_template)
-    check_requests_fit(tokenizer, with_sources, settings, model.args.max_position_embeddings, max_pages, page_size)
+    check_sample_requests_fit(tokenizer, with_sources, settings, model.args.max_position_embeddings, max_pages,
+                              page_size)
     # Capped at the model's context: a longer request is then refused by the engine with the knobs to change.
     max_seq_len = min(model.args.max_position_embeddings, required_max_seq_len(tokenizer, mine, settings))
     config = engine_config_for(engine_config_file, max_seq_len, max_seqs, max_pages, page_size)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from simpo_live.engine import Engine, EngineConfig
-from simpo_live.evals.generation import GenerationSettings, generate_shard, required_max_seq_len
-from simpo_live.evals.prompts import PromptError, load_prompts, synthetic_prompts, tokenize_prompt
-from simpo_live.host_files import host_file_name, is_host_done, read_host_files, write_host_file
+from simpo_live.rollout.generation import GenerationSettings, generate_shard, required_max_seq_len
+from simpo_live.rollout.prompts import PromptError, load_prompts, synthetic_prompts, tokenize_prompt
+from simpo_live.rollout.host_files import host_file_name, is_host_done, read_host_files, write_host_file
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 from simpo_live.seeds import derive_seed

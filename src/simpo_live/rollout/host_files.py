@@ -1,8 +1,8 @@
 """Per-host JSONL files: `host_<rank>_of_<P>.jsonl` beside a `host_<rank>_of_<P>.done` marker in one directory.
 
 Each process that produces rows for a step writes its own file atomically, then the marker; a file counts as
-finished only once its marker exists. This module is the one place that names, writes and reads them (the eval
-hook and its subprocess child, `simpo-live sample`, the report). Row contents are the writer's business.
+finished only once its marker exists. This module is the one place that names, writes and reads them (every
+rollout, `simpo-live sample`, the report). Row contents are the writer's business.
 """
 
 from __future__ import annotations
@@ -33,8 +33,18 @@ def is_host_done(out_dir: str | Path, rank: int, world_size: int) -> bool:
     return done_marker_path(out_dir, rank, world_size).is_file()
 
 
-def write_host_file(out_dir: str | Path, rows: list[dict[str, Any]], rank: int, world_size: int) -> Path:
-    """Write rows to out_dir/host_<rank>_of_<world_size>.jsonl atomically, then its done marker; returns the path."""
+def sidecar_path(out_dir: str | Path, rank: int, world_size: int) -> Path:
+    """A host's `host_<rank>_of_<P>.stats.json`: what it counted and timed beside its rows."""
+    return host_file_path(out_dir, rank, world_size).with_suffix(".stats.json")
+
+
+def write_host_file(out_dir: str | Path, rows: list[dict[str, Any]], rank: int, world_size: int,
+                    sidecar: dict[str, Any] | None = None) -> Path:
+    """Write the `sidecar` (when given), then rows to out_dir/host_<rank>_of_<world_size>.jsonl, each atomically,
+    then the done marker, which says both are complete; returns the host file's path."""
+    if sidecar is not None:
+        with atomic_write(sidecar_path(out_dir, rank, world_size)) as f:
+            json.dump(sidecar, f)
     path = host_file_path(out_dir, rank, world_size)
     with atomic_write(path) as f:
         for row in rows:
@@ -47,6 +57,10 @@ def write_host_file(out_dir: str | Path, rows: list[dict[str, Any]], rank: int, 
 def read_host_file(path: str | Path) -> list[dict[str, Any]]:
     """The rows of one host file, in file order (blank lines skipped)."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_sidecar(out_dir: str | Path, rank: int, world_size: int) -> dict[str, Any]:
+    return json.loads(sidecar_path(out_dir, rank, world_size).read_text())
 
 
 def read_host_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any]]:

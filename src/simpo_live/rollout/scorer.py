@@ -15,20 +15,20 @@ class ScorerError(UserError):
     """A scorer that cannot be imported or called."""
 
 
-def load_scorer(spec: str | None) -> Scorer | None:
+def load_scorer(spec: str | None, key: str = "inference_eval.scorer") -> Scorer | None:
     if spec is None:
         return None
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name:
-        raise ScorerError(f"inference_eval.scorer: expected 'module:function', got {spec!r}")
+        raise ScorerError(f"{key}: expected 'module:function', got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # ImportError, or whatever the module raises (SyntaxError, ...) while importing
-        raise ScorerError(f"inference_eval.scorer: cannot import module {module_name!r} "
+        raise ScorerError(f"{key}: cannot import module {module_name!r} "
                           f"({type(e).__name__}: {e})") from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise ScorerError(f"inference_eval.scorer: module {module_name!r} has no function {function_name!r}"
+        raise ScorerError(f"{key}: module {module_name!r} has no function {function_name!r}"
                           + (f" ({function_name} is a {type(function).__name__})" if function is not None else ""))
     return function
 
