@@ -16,7 +16,7 @@ from simpo_live.config.schema import InferenceEvalConfig
 from simpo_live.distributed.env import RankInfo
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.evals.plan import EvalPlan
-from simpo_live.evals.quality import eval_console_line, reward_statistics, scored_entry, win_rate_metrics, write_scores
+from simpo_live.evals.quality import ScoreEntry, eval_console_line, reward_statistics, win_rate_metrics, write_scores
 from simpo_live.evals.stats import HostStats, summarize_hosts
 from simpo_live.rollout.context import RolloutContext, announce
 from simpo_live.rollout.every_rank import (
@@ -28,7 +28,8 @@ from simpo_live.rollout.every_rank import (
     failure_message,
     run_on_every_rank,
 )
-from simpo_live.rollout.host_files import host_file_path, read_host_file
+from simpo_live.rollout.host_files import host_file_path
+from simpo_live.rollout.rows import read_generation_rows
 from simpo_live.rollout.memory import memory_reading
 
 PREFIX = "inference_eval/"
@@ -47,7 +48,7 @@ class HostResult:
     stats: HostStats
     probe: dict[str, float] | None = None
     samples: list[dict[str, Any]] | None = None
-    scored: list[dict[str, Any]] | None = None  # quality.scored_entry per row: a few numbers, for win rates
+    scored: list[ScoreEntry] | None = None  # a few numbers per row, for win rates
 
 
 class InferenceEvalHook:
@@ -71,8 +72,9 @@ class InferenceEvalHook:
                 return None
             return {PREFIX + k: v for k, v in json.loads(summary_path.read_text())["metrics"].items()}
         memory_before = memory_reading(ctx.device)
-        work = HostWork(finish=lambda generated: HostOutput(generated.rows, self.host_result(rank, generated)),
-                        reuse=lambda: self.host_result(rank, Generated(read_host_file(
+        work = HostWork(finish=lambda generated: HostOutput([row.to_json() for row in generated.rows],
+                                                            self.host_result(rank, generated)),
+                        reuse=lambda: self.host_result(rank, Generated(read_generation_rows(
                             host_file_path(step_dir, rank.rank, rank.world_size)))))
         results = run_on_every_rank(ctx, self.plan.rollout, self.plan.prompts, self.my_slice(rank), step_dir, work,
                                     f"inference eval at step {step}", progress_label="eval", probe=True)
@@ -107,11 +109,11 @@ class InferenceEvalHook:
                           scoring_time_sec=generated.scoring_time_sec,
                           engine_creation_time_sec=generated.engine_creation_time_sec)
         for row in generated.rows:
-            stats.add_row(row, row.get("score"))
-        logged = generated.rows[: self.cfg.max_logged_samples]
+            stats.add_row(row)
+        logged = [row.to_json() for row in generated.rows[: self.cfg.max_logged_samples]]
         samples = [{k: row[k] for k in SAMPLE_FIELDS if k in row} for row in logged]
         return HostResult(stats, probe=generated.probe, samples=samples,
-                          scored=[scored_entry(row) for row in generated.rows])
+                          scored=[ScoreEntry.of(row) for row in generated.rows])
 
     def handle_failure(self, step: int, failed: list[tuple[int, str]], is_leader: bool) -> dict[str, float] | None:
         what = f"inference eval at step {step}"

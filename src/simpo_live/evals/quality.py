@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from simpo_live.atomic import atomic_write
 from simpo_live.evals.winrate import Sample, compare
-from simpo_live.rollout.spec import comparison_score
+from simpo_live.rollout.rows import GenerationRow
 
 SCORES_FILE = "scores.jsonl"
 Key = tuple[int, int]
@@ -27,19 +28,36 @@ def text_digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def scored_entry(row: dict[str, Any]) -> dict[str, Any]:
-    """What the leader needs of one row (a few numbers, gathered from every rank)."""
-    return {"global_prompt_index": row["global_prompt_index"], "sample_index": row["sample_index"],
-            "score": comparison_score(row), "reward": row.get("reward"),
-            "length": row["generated_token_count"], "finish_reason": row["finish_reason"],
-            "text_digest": text_digest(row["generated_text"])}
+@dataclass(frozen=True)
+class ScoreEntry:
+    """What the leader needs of one row (a few numbers, gathered from every rank); a line of `scores.jsonl`."""
+
+    global_prompt_index: int
+    sample_index: int
+    score: float | None  # the comparison score: the reward model's, else the user scorer's
+    reward: float | None
+    length: int
+    finish_reason: str
+    text_digest: str
+
+    @classmethod
+    def of(cls, row: GenerationRow) -> ScoreEntry:
+        return cls(row.global_prompt_index, row.sample_index, row.comparison_score,
+                   row.reward.value if row.reward is not None else None, row.generated_token_count,
+                   row.finish_reason, text_digest(row.generated_text))
+
+    @property
+    def key(self) -> Key:
+        return self.global_prompt_index, self.sample_index
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def write_scores(step_dir: Path, entries: list[dict[str, Any]]) -> None:
-    ordered = sorted(entries, key=lambda e: (e["global_prompt_index"], e["sample_index"]))
+def write_scores(step_dir: Path, entries: list[ScoreEntry]) -> None:
     with atomic_write(step_dir / SCORES_FILE) as f:
-        for entry in ordered:
-            f.write(json.dumps(entry) + "\n")
+        for entry in sorted(entries, key=lambda e: e.key):
+            f.write(json.dumps(entry.to_json()) + "\n")
 
 
 def read_scores(step_dir: Path) -> dict[Key, Sample] | None:
@@ -47,13 +65,12 @@ def read_scores(step_dir: Path) -> dict[Key, Sample] | None:
     path = step_dir / SCORES_FILE
     if not path.is_file():
         return None
-    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return as_samples(entries)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return as_samples([ScoreEntry(**json.loads(line)) for line in lines if line])
 
 
-def as_samples(entries: list[dict[str, Any]]) -> dict[Key, Sample] | None:
-    samples = {(e["global_prompt_index"], e["sample_index"]): Sample(e["score"], e["length"], e["text_digest"])
-               for e in entries if e["score"] is not None}
+def as_samples(entries: list[ScoreEntry]) -> dict[Key, Sample] | None:
+    samples = {e.key: Sample(e.score, e.length, e.text_digest) for e in entries if e.score is not None}
     return samples or None
 
 
@@ -65,12 +82,12 @@ def mean_and_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance)
 
 
-def reward_statistics(entries: list[dict[str, Any]]) -> dict[str, float]:
+def reward_statistics(entries: list[ScoreEntry]) -> dict[str, float]:
     """Reward mean and spread over all rows and over rows that stopped naturally (not cut by max_new_tokens)."""
-    rewards = [e["reward"] for e in entries if e.get("reward") is not None]
+    rewards = [e.reward for e in entries if e.reward is not None]
     if not rewards:
         return {}
-    stopped = [e["reward"] for e in entries if e.get("reward") is not None and e["finish_reason"] != "length"]
+    stopped = [e.reward for e in entries if e.reward is not None and e.finish_reason != "length"]
     mean, std = mean_and_std(rewards)
     metrics = {"reward_mean": mean, "reward_std": std, "reward_se": std / math.sqrt(len(rewards)),
                "num_rewarded": len(rewards), "num_rewarded_stopped": len(stopped),
@@ -87,7 +104,7 @@ def reference_steps(step: int, schedule: list[int], output_dir: Path) -> tuple[i
     return baseline, (earlier[-1] if earlier else None)
 
 
-def win_rate_metrics(step: int, entries: list[dict[str, Any]], schedule: list[int], output_dir: Path
+def win_rate_metrics(step: int, entries: list[ScoreEntry], schedule: list[int], output_dir: Path
                      ) -> tuple[dict[str, float], dict[str, Any]]:
     """(metrics, what each comparison was made against). This step against itself at the baseline: exactly 0.5."""
     current = as_samples(entries)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from simpo_live.rollout.rows import GenerationRow
+
 LOOP_NGRAM = 4
 LOOP_MIN_WORDS = 16
 LOOP_DISTINCT_BELOW = 0.5
@@ -63,19 +65,20 @@ class HostStats:
     lengths: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add_row(self, row: dict[str, Any], score: float | None) -> None:
-        words = row["generated_text"].split()
+    def add_row(self, row: GenerationRow) -> None:
+        words = row.generated_text.split()
         self.num_samples += 1
-        self.num_prompts += row["sample_index"] == 0
-        self.total_tokens += row["generated_token_count"]
-        self.lengths.append(row["generated_token_count"])
-        self.num_length_stops += row["finish_reason"] == "length"
+        self.num_prompts += row.sample_index == 0
+        self.total_tokens += row.generated_token_count
+        self.lengths.append(row.generated_token_count)
+        self.num_length_stops += row.finish_reason == "length"
         self.num_looping += is_looping(words)
         d1, d2 = distinct_ratio(words, 1), distinct_ratio(words, 2)
         if d1 is not None and d2 is not None:
             self.distinct_1_sum += d1
             self.distinct_2_sum += d2
             self.distinct_count += 1
+        score = row.score
         if score is not None:
             self.score_sum += score
             self.score_count += 1

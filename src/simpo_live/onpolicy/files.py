@@ -16,6 +16,7 @@ from typing import Any
 from simpo_live.atomic import atomic_write
 from simpo_live.data.records import parse_record
 from simpo_live.data.tokenize import TokenizedPair, tokenize_records
+from simpo_live.onpolicy.pairs import PairRow
 from simpo_live.rollout.host_files import host_file_path, is_host_done, read_host_file
 
 SUMMARY = "round.json"
@@ -35,23 +36,24 @@ def write_summary(directory: Path, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=1)
 
 
-def read_pair_rows(directory: Path, world_size: int) -> list[dict[str, Any]]:
+def read_pair_rows(directory: Path, world_size: int) -> list[PairRow]:
     """Every host's pair rows in global prompt order; a prompt paired twice is an error, not a silent pick."""
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[int, PairRow] = {}
     for rank in range(world_size):
         path = host_file_path(directory, rank, world_size)
         if not is_host_done(directory, rank, world_size):
             raise FileNotFoundError(f"{path}: host {rank} of {world_size} has not finished the round")
-        for row in read_host_file(path):
-            if row["global_prompt_index"] in rows:
-                raise ValueError(f"{path}: prompt {row['global_prompt_index']} is paired twice in the round")
-            rows[row["global_prompt_index"]] = row
+        for row in map(PairRow.from_json, read_host_file(path)):
+            if row.global_prompt_index in rows:
+                raise ValueError(f"{path}: prompt {row.global_prompt_index} is paired twice in the round")
+            rows[row.global_prompt_index] = row
     return [rows[index] for index in sorted(rows)]
 
 
-def tokenize_pair_rows(rows: list[dict[str, Any]], directory: Path, tokenizer, max_seq_len: int,
+def tokenize_pair_rows(rows: list[PairRow], directory: Path, tokenizer, max_seq_len: int,
                        max_prompt_len: int) -> tuple[list[TokenizedPair], int]:
-    """The rows as training pairs, read and tokenised exactly as offline data is (records.parse_record,
-    tokenize.tokenize_records); pairs over the data limits are dropped and counted (a round never stops a run)."""
-    records = [parse_record(row, f"{directory.name}:prompt {row['global_prompt_index']}") for row in rows]
+    """The rows as training pairs, read and tokenised exactly as offline data is (records.parse_record of their
+    JSON form, tokenize.tokenize_records); pairs over the data limits are dropped and counted (a round never stops a
+    run)."""
+    records = [parse_record(row.to_json(), f"{directory.name}:prompt {row.global_prompt_index}") for row in rows]
     return tokenize_records(records, tokenizer, max_seq_len, max_prompt_len, overlong="drop")

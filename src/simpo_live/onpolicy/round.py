@@ -7,7 +7,7 @@ logs the round.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,13 @@ class OnPolicyRound:
                       "temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k,
                       "max_new_tokens": settings.max_new_tokens, "run_seed": settings.seed}
         pairs, counts = build_pairs(rows, provenance)
-        for pair in pairs:
-            pair["prompt_source"] = prompts[pair["global_prompt_index"]][1]
+        pairs = [replace(pair, prompt_source=prompts[pair.global_prompt_index][1]) for pair in pairs]
         times = {"score_time_sec": generated.scoring_time_sec, "pair_time_sec": time.perf_counter() - began}
         if rows:  # an engine ran
             times = {"engine_creation_time_sec": generated.engine_creation_time_sec,
                      "generate_time_sec": generated.generation_time_sec, **times}
         stats = {"rank": rank.rank, "num_samples": len(rows),
-                 "generated_tokens": sum(r["generated_token_count"] for r in rows),
-                 "stopped_by_length": sum(r["finish_reason"] == "length" for r in rows),
+                 "generated_tokens": sum(row.generated_token_count for row in rows),
+                 "stopped_by_length": sum(row.finish_reason == "length" for row in rows),
                  **asdict(counts), **times}
-        return HostOutput(pairs, stats, sidecar=stats)
+        return HostOutput([pair.to_json() for pair in pairs], stats, sidecar=stats)

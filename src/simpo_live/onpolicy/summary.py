@@ -6,21 +6,25 @@ from __future__ import annotations
 from statistics import fmean
 from typing import Any
 
+from simpo_live.onpolicy.pairs import PairRow
+
 TIMES = ("engine_creation_time_sec", "generate_time_sec", "score_time_sec", "pair_time_sec")
 
 
-def round_metrics(hosts: list[dict[str, Any]], rows: list[dict[str, Any]], num_overlong: int,
+def round_metrics(hosts: list[dict[str, Any]], rows: list[PairRow], num_overlong: int,
                   tokenize_time_sec: float) -> dict[str, float]:
     """Counts are sums over hosts; a phase's time is its slowest host's (the round waits for it)."""
     total = lambda key: float(sum(h.get(key, 0) for h in hosts))  # noqa: E731
-    mean = lambda key: fmean(r[key] for r in rows) if rows else 0.0  # noqa: E731
+    mean = lambda values: fmean(values) if rows else 0.0  # noqa: E731
     metrics = {
         "prompts": total("prompts"), "samples": total("num_samples"), "pairs": total("pairs"),
         "dropped_identical": total("identical"), "dropped_tied": total("tied"),
         "dropped_overlong": float(num_overlong), "training_pairs": total("pairs") - num_overlong,
-        "score_gap_mean": fmean(r["chosen_score"] - r["rejected_score"] for r in rows) if rows else 0.0,
-        "chosen_score_mean": mean("chosen_score"), "rejected_score_mean": mean("rejected_score"),
-        "chosen_tokens_mean": mean("chosen_token_count"), "rejected_tokens_mean": mean("rejected_token_count"),
+        "score_gap_mean": mean([r.chosen.score - r.rejected.score for r in rows]),
+        "chosen_score_mean": mean([r.chosen.score for r in rows]),
+        "rejected_score_mean": mean([r.rejected.score for r in rows]),
+        "chosen_tokens_mean": mean([r.chosen.token_count for r in rows]),
+        "rejected_tokens_mean": mean([r.rejected.token_count for r in rows]),
         "frac_stopped_by_length": total("stopped_by_length") / max(total("num_samples"), 1.0),
         "tokenize_time_sec": tokenize_time_sec,
     }

@@ -7,9 +7,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from simpo_live.rollout.spec import comparison_score
 from simpo_live.evals.winrate import Sample, preference
 from simpo_live.report.collect import MAX_TEXT_CHARS, RunData
+from simpo_live.rollout.rows import GenerationRow
 
 OUTCOME = {1.0: "win", 0.5: "tie", 0.0: "loss"}
 
@@ -33,7 +33,7 @@ filterRows();
 
 def as_sample(row: dict[str, Any]) -> Sample | None:
     """The comparison view of a row; texts are digested whole (the report keeps only their start)."""
-    score = comparison_score(row)
+    score = GenerationRow.from_json(row).comparison_score
     if score is None:
         return None
     return Sample(score, row["generated_token_count"], row.get("text_digest", ""))
@@ -52,7 +52,7 @@ def generation_cell(row: dict | None, outcome: str | None) -> str:
     if row is None:
         return "<td class='muted'>-</td>"
     reason = row["finish_reason"]
-    score = comparison_score(row)
+    score = GenerationRow.from_json(row).comparison_score
     label = "reward" if "reward" in row else "score"
     scored = f" <span class='score'>{label} {score:.3g}</span>" if score is not None else ""
     versus = f" <span class='versus'>{outcome} vs baseline</span>" if outcome else ""

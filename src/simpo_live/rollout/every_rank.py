@@ -22,6 +22,7 @@ from simpo_live.rollout.host_files import is_host_done, write_host_file
 from simpo_live.rollout.isolation import generate_in_subprocess
 from simpo_live.rollout.probe import probe_weight_handoff
 from simpo_live.rollout.progress import GenerationProgress
+from simpo_live.rollout.rows import GenerationRow
 from simpo_live.rollout.spec import RolloutSpec
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ class RolloutFailedError(RuntimeError):
 class Generated:
     """One host's scored rows and where the time went (zero for a phase that did not run)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[GenerationRow]
     engine_creation_time_sec: float = 0.0
     generation_time_sec: float = 0.0
     scoring_time_sec: float = 0.0
@@ -44,7 +45,8 @@ class Generated:
 
 @dataclass
 class HostOutput(Generic[T]):
-    """What one host writes (its host file's rows, and a sidecar written before them) and sends to the leader."""
+    """What one host writes (its host file's rows in their JSON form, and a sidecar written before them) and sends
+    to the leader."""
 
     rows: list[dict[str, Any]]
     value: T
@@ -109,7 +111,9 @@ def run_host(ctx: RolloutContext, spec: RolloutSpec, prompts: list[str], prompt_
     if done:
         return work.reuse()
     # The replica and the engine are gone: the reward model takes their memory.
-    generated.scoring_time_sec = spec.scoring.score(generated.rows, ctx.device)
+    began = time.perf_counter()
+    generated.rows = spec.scoring.score(generated.rows, ctx.device)
+    generated.scoring_time_sec = time.perf_counter() - began
     output = work.finish(generated)
     write_host_file(directory, output.rows, rank.rank, rank.world_size, sidecar=output.sidecar)
     return output.value
@@ -125,9 +129,8 @@ def generate(ctx: RolloutContext, spec: RolloutSpec, model, prompts: list[str], 
     if spec.isolation == "subprocess":
         rows = generate_in_subprocess(model, ctx.tokenizer, prompts, prompt_slice, spec.settings, ctx.step, rank,
                                       directory / f"work_{rank.rank:04d}", spec.engine, spec.timeout_sec)
-        for row in rows:
-            row.pop("model_path", None)
-            row.update(spec.provenance)
+        # The child's rows name its model directory, a temporary copy: they carry the rollout's provenance instead.
+        rows = [row.with_provenance(spec.provenance) for row in rows]
         return Generated(rows, generation_time_sec=time.perf_counter() - began)
     bar = leader_progress(ctx, progress_label, (end - start) * spec.settings.n)
     with Engine(model, ctx.tokenizer, spec.engine) as engine:

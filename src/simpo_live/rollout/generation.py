@@ -1,4 +1,4 @@
-"""Generate one host's shard of prompts into JSONL rows (written as host files by `simpo_live.rollout.host_files`).
+"""Generate one host's shard of prompts into typed rows (rollout/rows.py; written as host files by rollout/host_files.py).
 
 Shared by the `sample` command and the periodic inference eval. Rows are self-describing: step, host, global
 prompt index, seed, sampling parameters and provenance. Which slice a host owns is the caller's business
@@ -13,6 +13,7 @@ from typing import Any
 
 from simpo_live.engine import Engine, Request, SamplingParams, StepResult
 from simpo_live.rollout.prompts import tokenize_prompt
+from simpo_live.rollout.rows import GenerationRow
 from simpo_live.seeds import derive_seed
 
 
@@ -41,7 +42,7 @@ def required_max_seq_len(tokenizer, prompts: list[str], settings: GenerationSett
 
 def generate_shard(engine: Engine, prompts: list[str], global_offset: int, settings: GenerationSettings,
                    step: int, rank: int, world_size: int, provenance: dict[str, Any] | None = None,
-                   on_step: Callable[[StepResult], None] | None = None) -> list[dict[str, Any]]:
+                   on_step: Callable[[StepResult], None] | None = None) -> list[GenerationRow]:
     """Rows for `prompts`, which are global prompts [global_offset, global_offset + len(prompts)).
 
     Each (prompt, sample) is its own request seeded with derive_seed(settings.seed, step, global index, sample
@@ -58,27 +59,18 @@ def generate_shard(engine: Engine, prompts: list[str], global_offset: int, setti
                 stop_token_ids=settings.stop_token_ids, seed=derive_seed(settings.seed, step, global_offset + i, j))
             requests.append(Request((i, j), token_ids, params))
     completions = engine.generate(requests, on_step=on_step)
-    shared = {"process_index": rank, "process_count": world_size, **_sampling_fields(settings),
-              **(provenance or {})}
-    rows = []
-    for request, completion in zip(requests, completions):
-        i, j = request.request_id
-        rows.append({
-            "step": step,
-            "global_prompt_index": global_offset + i,
-            "sample_index": j,
-            "prompt": prompts[i],
-            "generated_text": completion.text,
-            "generated_token_count": len(completion.token_ids),
-            "prompt_token_count": completion.prompt_token_count,
-            "finish_reason": completion.finish_reason,
-            "seed": request.params.seed,
-            **shared,
-        })
-    return rows
+    sampling = sampling_fields(settings)
+    return [GenerationRow(step=step, global_prompt_index=global_offset + request.request_id[0],
+                          sample_index=request.request_id[1], prompt=prompts[request.request_id[0]],
+                          generated_text=completion.text, generated_token_count=len(completion.token_ids),
+                          prompt_token_count=completion.prompt_token_count, finish_reason=completion.finish_reason,
+                          seed=request.params.seed, process_index=rank, process_count=world_size, sampling=sampling,
+                          provenance=dict(provenance or {}))
+            for request, completion in zip(requests, completions)]
 
 
-def _sampling_fields(settings: GenerationSettings) -> dict[str, Any]:
+def sampling_fields(settings: GenerationSettings) -> dict[str, Any]:
+    """The settings as every row records them (the run seed last, as `run_seed`)."""
     fields = asdict(settings)
     fields["run_seed"] = fields.pop("seed")
     return fields

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from simpo_live.config.load import ConfigError
 from simpo_live.config.schema import ASSETS
 from simpo_live.model.checkpoint import DTYPES
+from simpo_live.rollout.rows import GenerationRow, Reward
 
 BUNDLED_PREFIX = "bundled:"
 
@@ -165,9 +166,9 @@ class RewardScorer:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def score_rows(self, rows: list[dict[str, Any]]) -> list[float]:
+    def score_rows(self, rows: list[GenerationRow]) -> list[float]:
         """One reward per row, in row order."""
-        encoded = [encode_conversation(self.tokenizer, row["prompt"], row["generated_text"]) for row in rows]
+        encoded = [encode_conversation(self.tokenizer, row.prompt, row.generated_text) for row in rows]
         self.check_lengths(rows, encoded)
         scores = [0.0] * len(rows)
         for batch in length_buckets([len(ids) for ids in encoded], self.batch_tokens):
@@ -175,12 +176,12 @@ class RewardScorer:
                 scores[index] = value
         return scores
 
-    def check_lengths(self, rows: list[dict[str, Any]], encoded: list[list[int]]) -> None:
+    def check_lengths(self, rows: list[GenerationRow], encoded: list[list[int]]) -> None:
         limit = self.info.max_positions
         for row, ids in zip(rows, encoded):
             if limit is not None and len(ids) > limit:
-                raise ConfigError([f"inference_eval.reward_model: prompt {row['global_prompt_index']} sample "
-                                   f"{row['sample_index']} with its answer is {len(ids)} tokens in the reward model's "
+                raise ConfigError([f"inference_eval.reward_model: prompt {row.global_prompt_index} sample "
+                                   f"{row.sample_index} with its answer is {len(ids)} tokens in the reward model's "
                                    f"template, over its context of {limit}: lower inference_eval.max_new_tokens"])
 
     @torch.no_grad()
@@ -215,14 +216,14 @@ def length_buckets(lengths: list[int], batch_tokens: int) -> list[list[int]]:
     return batches
 
 
-def add_rewards(rows: list[dict[str, Any]], info: RewardModelInfo, dtype: torch.dtype, device: torch.device,
-                batch_tokens: int) -> None:
-    """Score rows in place (`reward`, `reward_truncated`, provenance); the model is freed before returning."""
+def add_rewards(rows: list[GenerationRow], info: RewardModelInfo, dtype: torch.dtype, device: torch.device,
+                batch_tokens: int) -> list[GenerationRow]:
+    """The rows with their reward (value, truncation flag, provenance); the model is freed before returning."""
     if not rows:
-        return
+        return []
     with RewardScorer(info, dtype, device, batch_tokens) as scorer:
         scores = scorer.score_rows(rows)
-    for row, value in zip(rows, scores):
-        row["reward"] = value
-        row["reward_truncated"] = row["finish_reason"] == "length"
-        row.update(info.provenance())
+    provenance = info.provenance()
+    return [replace(row, reward=Reward(value, row.finish_reason == "length", provenance["reward_model"],
+                                       provenance["reward_model_config_digest"]))
+            for row, value in zip(rows, scores)]

@@ -161,9 +161,9 @@ def run_sample_command(model_dir: str, prompts_file: str | None, synthetic: int 
         raise SampleInputError(str(e)) from None
     finally:
         bar.close()
-    path = write_host_file(out_dir, rows, share.host, share.num_hosts)
+    path = write_host_file(out_dir, [row.to_json() for row in rows], share.host, share.num_hosts)
     if info.is_leader:
-        tokens = sum(r["generated_token_count"] for r in rows)
+        tokens = sum(row.generated_token_count for row in rows)
         seconds = time.perf_counter() - began
         print(f"host {share.host}: {len(rows)} samples, {tokens} tokens in {seconds:.1f}s "
               f"({tokens / max(seconds, 1e-9):.0f} tok/s) -> {path}", file=sys.stderr)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from simpo_live.errors import UserError
+from simpo_live.rollout.rows import GenerationRow
 
 Scorer = Callable[[dict[str, Any]], float]
 
@@ -33,9 +35,8 @@ def load_scorer(spec: str | None, key: str = "inference_eval.scorer") -> Scorer 
     return function
 
 
-def score_rows(rows: list[dict[str, Any]], scorer: Scorer | None) -> None:
-    """Add a float `score` to each row in place."""
+def score_rows(rows: list[GenerationRow], scorer: Scorer | None) -> list[GenerationRow]:
+    """The rows with the scorer's float `score` (the scorer gets each row's JSON form, as in host files)."""
     if scorer is None:
-        return
-    for row in rows:
-        row["score"] = float(scorer(row))
+        return rows
+    return [replace(row, score=float(scorer(row.to_json()))) for row in rows]

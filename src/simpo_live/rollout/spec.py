@@ -4,7 +4,6 @@ on-policy rounds each add what is theirs (prompts, schedule, files) in their own
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,14 +13,8 @@ from simpo_live.config.rollout import EngineSection, SamplingSection, ScoringSec
 from simpo_live.engine import EngineConfig
 from simpo_live.rollout.generation import GenerationSettings
 from simpo_live.rollout.reward import RewardModelInfo, add_rewards, inspect_reward_model, reward_dtype
+from simpo_live.rollout.rows import GenerationRow
 from simpo_live.rollout.scorer import Scorer, load_scorer, score_rows
-
-
-def comparison_score(row: dict[str, Any]) -> float | None:
-    """The score a row is compared (win rates) and paired (on-policy rounds) by: the reward model's, else the user
-    scorer's, else none."""
-    value = row.get("reward", row.get("score"))
-    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -40,14 +33,13 @@ class Scoring:
             return "reward_model"
         return "scorer" if self.scorer is not None else None
 
-    def score(self, rows: list[dict[str, Any]], device: torch.device) -> float:
-        """Score `rows` in place; returns the seconds it took."""
-        began = time.perf_counter()
-        score_rows(rows, self.scorer)
-        if self.reward_model is not None:
-            add_rewards(rows, self.reward_model, reward_dtype(self.reward_model_dtype, device), device,
-                        self.reward_batch_tokens)
-        return time.perf_counter() - began
+    def score(self, rows: list[GenerationRow], device: torch.device) -> list[GenerationRow]:
+        """The rows scored by the scorer, then by the reward model."""
+        rows = score_rows(rows, self.scorer)
+        if self.reward_model is None:
+            return rows
+        return add_rewards(rows, self.reward_model, reward_dtype(self.reward_model_dtype, device), device,
+                           self.reward_batch_tokens)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 from simpo_live.distributed.sharding import shard_bounds
 from simpo_live.evals.stats import HostStats, distinct_ratio, is_looping, percentile, summarize_hosts
+from generation_rows import make_row
 
 
-def row(text, tokens, reason="stop", sample_index=0):
-    return {"generated_text": text, "generated_token_count": tokens, "finish_reason": reason,
-            "sample_index": sample_index}
+def row(text, tokens, reason="stop", sample_index=0, score=None):
+    return make_row(generated_text=text, generated_token_count=tokens, finish_reason=reason, sample_index=sample_index,
+                    score=score)
 
 
 def test_loop_detection_and_distinct():
@@ -16,9 +17,9 @@ def test_loop_detection_and_distinct():
 
 def test_host_summaries_add_up_exactly():
     a, b = HostStats(0), HostStats(1)
-    a.add_row(row("x y z", 3), 1.0)
-    a.add_row(row("x y z w", 4, "length", sample_index=1), 0.0)
-    b.add_row(row("q " * 20, 20, "length"), 1.0)
+    a.add_row(row("x y z", 3, score=1.0))
+    a.add_row(row("x y z w", 4, "length", sample_index=1, score=0.0))
+    b.add_row(row("q " * 20, 20, "length", score=1.0))
     a.generation_time_sec, b.generation_time_sec = 2.0, 4.0
     metrics = summarize_hosts([a, b], {"chosen": [5, 6, 7]})
     assert metrics["num_prompts"] == 2 and metrics["num_samples"] == 3

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from simpo_live.evals.quality import reference_steps, reward_statistics, win_rate_metrics, write_scores
+from simpo_live.evals.quality import ScoreEntry, reference_steps, reward_statistics, win_rate_metrics, write_scores
 from simpo_live.evals.winrate import Sample, compare, lc_win_rate, preference
 
 
@@ -88,8 +88,8 @@ def test_a_better_model_of_the_same_length_wins():
 
 
 def entry(i, score, reward=None, finish="stop", length=5):
-    return {"global_prompt_index": i, "sample_index": 0, "score": score, "reward": reward, "length": length,
-            "finish_reason": finish, "text_digest": f"d{i}-{score}"}
+    return ScoreEntry(global_prompt_index=i, sample_index=0, score=score, reward=reward, length=length,
+                      finish_reason=finish, text_digest=f"d{i}-{score}")
 
 
 def test_reward_statistics_over_all_rows_and_natural_stops():

@@ -13,6 +13,11 @@ from simpo_live.model.args import ModelArgs
 from simpo_live.model.llama import LlamaModel
 from simpo_live.seeds import derive_seed
 
+def rows_of(*args, **kwargs) -> list[dict]:
+    """generate_shard's rows in their host-file (JSON) form."""
+    return [row.to_json() for row in generate_shard(*args, **kwargs)]
+
+
 PROMPTS = ["hello world", "w1 w2 w3", "sort: w5 w4", "reverse: w9 w8 w7 w6", "w10", "hello w11 world"]
 
 
@@ -58,8 +63,8 @@ def test_tokenize_prompt_uses_the_chat_template_or_raw_text(word_tokenizer):
 
 def test_rows_do_not_depend_on_sharding(engine, tmp_path):
     settings = GenerationSettings(max_new_tokens=12, temperature=0.9, top_p=0.95, n=2, seed=4)
-    whole = generate_shard(engine, PROMPTS, 0, settings, step=50, rank=0, world_size=1, provenance={"model": "m"})
-    parts = [generate_shard(engine, PROMPTS[a:b], a, settings, step=50, rank=r, world_size=3)
+    whole = rows_of(engine, PROMPTS, 0, settings, step=50, rank=0, world_size=1, provenance={"model": "m"})
+    parts = [rows_of(engine, PROMPTS[a:b], a, settings, step=50, rank=r, world_size=3)
              for r, (a, b) in enumerate([(0, 2), (2, 4), (4, 6)])]
     drop = ("process_index", "process_count", "model")
     assert [{k: v for k, v in row.items() if k not in drop} for part in parts for row in part] == \
@@ -70,7 +75,7 @@ def test_rows_do_not_depend_on_sharding(engine, tmp_path):
     assert row["finish_reason"] in ("stop", "length") and row["temperature"] == 0.9
     # <s> <|user|> w1 w2 w3 <|end|> <|assistant|>
     assert 1 <= row["generated_token_count"] <= 12 and row["prompt_token_count"] == 7
-    other_step = generate_shard(engine, PROMPTS, 0, settings, step=100, rank=0, world_size=1)
+    other_step = rows_of(engine, PROMPTS, 0, settings, step=100, rank=0, world_size=1)
     assert [r["generated_text"] for r in other_step] != [r["generated_text"] for r in whole]
 
 
@@ -96,10 +101,10 @@ def test_host_file_is_written_with_a_done_marker(engine, tmp_path):
 
 def test_a_stop_token_ends_each_row_where_it_is_first_generated(engine, word_tokenizer):
     free = GenerationSettings(max_new_tokens=12, ignore_eos=True)
-    unstopped = generate_shard(engine, PROMPTS, 0, free, step=0, rank=0, world_size=1)
+    unstopped = rows_of(engine, PROMPTS, 0, free, step=0, rank=0, world_size=1)
     words = [row["generated_text"].split() for row in unstopped]
     stop_word = words[0][2]
-    stopped = generate_shard(engine, PROMPTS, 0, GenerationSettings(max_new_tokens=12, ignore_eos=True,
+    stopped = rows_of(engine, PROMPTS, 0, GenerationSettings(max_new_tokens=12, ignore_eos=True,
                              stop_token_ids=(word_tokenizer.convert_tokens_to_ids(stop_word),)),
                              step=0, rank=0, world_size=1)
     for row, full in zip(stopped, words):

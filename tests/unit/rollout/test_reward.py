@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from generation_rows import make_row
 from reward_models import make_reward_model_dir
 from simpo_live.config import ConfigError
 from simpo_live.rollout import reward as reward_module
@@ -18,8 +19,8 @@ ANSWERS = ["w1", "w2 w3 w4 w5 w6 w7", "hello world", "", "w9 w9 w9 w9 w9 w9 w9 w
 
 
 def rows():
-    return [{"global_prompt_index": i, "sample_index": 0, "prompt": f"reverse: w{i} w{i + 1}",
-             "generated_text": answer, "finish_reason": "length" if i == 4 else "stop"}
+    return [make_row(global_prompt_index=i, sample_index=0, prompt=f"reverse: w{i} w{i + 1}", generated_text=answer,
+                     finish_reason="length" if i == 4 else "stop")
             for i, answer in enumerate(ANSWERS)]
 
 
@@ -34,7 +35,7 @@ def reference_rewards(directory, rows):
     model = AutoModelForSequenceClassification.from_pretrained(directory, dtype=torch.float32).eval()
     values = []
     for row in rows:
-        messages = [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["generated_text"]}]
+        messages = [{"role": "user", "content": row.prompt}, {"role": "assistant", "content": row.generated_text}]
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
         with torch.no_grad():
@@ -69,8 +70,7 @@ def test_rows_get_reward_flag_and_provenance_and_the_model_is_freed(reward_dir, 
 
     monkeypatch.setattr(reward_module.RewardScorer, "__init__", remember)
     info = inspect_reward_model(str(reward_dir))
-    scored = rows()
-    add_rewards(scored, info, torch.float32, CPU, 64)
+    scored = [row.to_json() for row in add_rewards(rows(), info, torch.float32, CPU, 64)]
     gc.collect()
     assert made and made[0]() is None  # no reference to the reward model survives scoring
     assert [r["reward_truncated"] for r in scored] == [False, False, False, False, True, False]
