@@ -98,7 +98,7 @@ def policy_answers(prompts: list[str], temperature: float = 0.0, seed: int = 0, 
     with Engine(model, tokenizer, EngineConfig(max_seqs=256, max_seq_len=64)) as engine:
         settings = GenerationSettings(max_new_tokens=24, temperature=temperature, seed=seed)
         rows = generate_shard(engine, prompts, 0, settings, 0, 0, 1)
-    return [row["generated_text"] for row in rows]
+    return [row.generated_text for row in rows]
 
 
 def separation_on_policy_answers(model, tokenizer, num_prompts: int, seed: int, policy: Path = BUNDLED_MODEL
