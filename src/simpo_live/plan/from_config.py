@@ -8,12 +8,11 @@ max_seqs, or max_pages when set): the engine sizes its own cache from free memor
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
+from simpo_live.distributed.env import rank_info
 from simpo_live.engine.kv_cache import free_memory_bytes
 from simpo_live.evals.register import eval_dtype
 from simpo_live.intmath import round_up
@@ -129,7 +128,7 @@ def device_budget_bytes(device: torch.device, own_bytes: int = 0) -> int:
     `own_bytes` this process already holds (the plan counts the loaded model among its terms)."""
     if device.type == "cuda":
         return free_memory_bytes(device) + own_bytes
-    return free_memory_bytes(device) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + own_bytes
+    return free_memory_bytes(device) // rank_info().local_world_size + own_bytes
 
 
 def plan_for_config(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,
