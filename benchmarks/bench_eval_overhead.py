@@ -22,7 +22,7 @@ from pathlib import Path
 
 from simpo_live.config import load_config
 from simpo_live.config.schema import BUNDLED_MODEL
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 TEMPLATE = "reverse: ba be bi bo {index}"
 

@@ -74,7 +74,7 @@ CONFIG_OPTION = click.option("--config", "config_file", type=click.Path(dir_okay
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, verbose: bool) -> None:
     """Train with SimPO (resumes when the run directory holds a checkpoint). Overrides: --KEY=VALUE."""
-    from simpo_live.train.run import run_training
+    from simpo_live.training_run import run_training
 
     sys.exit(run_training(loaded_config(config_file, ctx.args), verbose=verbose))
 

@@ -23,7 +23,7 @@ from simpo_live.data import load_tokenizer, read_preference_records, tokenize_re
 from simpo_live.data.batches import global_batch_indices
 from simpo_live.onpolicy.source import round_order_seed
 from simpo_live.tracking import read_metrics
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 ROUNDS, PROMPTS, SAMPLES = (0, 2), 6, 4
 PER_HOST = ("process_index", "process_count", "config_digest")  # the digest covers run_dir

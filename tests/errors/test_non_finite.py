@@ -12,7 +12,7 @@ from simpo_live.errors import NonFiniteError
 from simpo_live.model.checkpoint import load_model
 from simpo_live.tracking import read_metrics
 from simpo_live.train.checkpoint import list_checkpoints
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 OVERFLOW = ["--beta=1e38", "--trainer.validate_every=100"]
 

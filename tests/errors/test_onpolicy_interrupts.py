@@ -21,7 +21,7 @@ from killing import Attempt, KillPoint, assert_same_run, stable, train_command
 
 from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 pytestmark = [pytest.mark.timeout(600)]
 STEPS = 6

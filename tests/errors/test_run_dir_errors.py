@@ -19,7 +19,7 @@ def make_base_run(env) -> Path:
     base = env.tmp / "base_run"
     if not (base / "report.html").is_file():
         from simpo_live.config import load_config
-        from simpo_live.train.run import run_training
+        from simpo_live.training_run import run_training
 
         overrides = [a.format(model=env.model, data=env.data, run=base) for a in RUN]
         assert run_training(load_config(overrides=overrides)) == 0

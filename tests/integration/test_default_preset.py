@@ -6,7 +6,7 @@ import pytest
 
 from simpo_live.config import load_config
 from simpo_live.tracking import read_metrics
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 # First three SimPO losses of the bundled tiny model on the bundled data (fp32, CPU). Warmup is 10 steps, so a
 # 3-step run follows the same learning rates as the full 200-step default. Pinned on the padded layout; the packed

@@ -11,7 +11,7 @@ from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.engine import Engine
 from simpo_live.tracking import read_metrics
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 EVAL = ["--inference_eval.enabled=true", "--inference_eval.eval_at_steps=[2,4]",
         "--inference_eval.eval_before_training=true", "--inference_eval.max_new_tokens=12",

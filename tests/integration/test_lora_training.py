@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from run_overrides import quick_run_overrides
+from simpo_live import training_run
 from simpo_live.cli import main
 from simpo_live.config import load_config
 from simpo_live.rollout.sample import run_sample_command
@@ -19,9 +20,8 @@ from simpo_live.model.adapter_files import load_adapters, read_adapter_config
 from simpo_live.model.checkpoint import load_model
 from simpo_live.model.lora import add_adapters, adapter_shapes, set_adapters
 from simpo_live.tracking import read_metrics
-from simpo_live.train import run as run_module
 from simpo_live.train.checkpoint import list_checkpoints
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 STEPS = 6
 PROMPTS = [f"reverse: {words}" for words in ("ba be bi", "bo bu", "be ba bo bi", "bu bi")]
@@ -94,12 +94,12 @@ def test_resumed_lora_run_equals_uninterrupted_run(lora_run, task_assets, tmp_pa
         raise Crash()
 
     resumed = tmp_path / "resumed"
-    original = run_module.register_eval_hooks
-    monkeypatch.setattr(run_module, "register_eval_hooks", lambda s: s.hooks.add("crash", crash, at_steps=[5]))
+    original = training_run.register_inference_eval
+    monkeypatch.setattr(training_run, "register_inference_eval", lambda s: s.hooks.add("crash", crash, at_steps=[5]))
     with pytest.raises(Crash):
         run_training(load_config(overrides=overrides(task_assets, resumed)))
     assert [step for step, _ in list_checkpoints(resumed)] == [2, 4]
-    monkeypatch.setattr(run_module, "register_eval_hooks", original)
+    monkeypatch.setattr(training_run, "register_inference_eval", original)
     assert run_training(load_config(overrides=overrides(task_assets, resumed))) == 0
 
     def curve(run_dir):

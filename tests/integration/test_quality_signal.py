@@ -11,7 +11,7 @@ from transformers import PreTrainedModel
 from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.tracking import read_metrics
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 STEPS = (0, 2, 4)
 

@@ -10,11 +10,11 @@ import transformers
 from safetensors.torch import load_file
 
 from run_overrides import quick_run_overrides
+from simpo_live import training_run
 from simpo_live.config import load_config
 from simpo_live.tracking import read_metrics
-from simpo_live.train import run as run_module
 from simpo_live.train.checkpoint import STATE_FILE, list_checkpoints
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 TIMING_KEYS = ("tokens_per_sec", "time_sec")
 
@@ -56,12 +56,12 @@ def test_resumed_run_equals_uninterrupted_run(task_assets, tmp_path, monkeypatch
     def crash(session):
         raise Crash()
 
-    original = run_module.register_eval_hooks
-    monkeypatch.setattr(run_module, "register_eval_hooks", lambda s: s.hooks.add("crash", crash, at_steps=[5]))
+    original = training_run.register_inference_eval
+    monkeypatch.setattr(training_run, "register_inference_eval", lambda s: s.hooks.add("crash", crash, at_steps=[5]))
     with pytest.raises(Crash):
         run_training(load_config(overrides=overrides("resumed")))
     assert [step for step, _ in list_checkpoints(tmp_path / "resumed")] == [2, 4]
-    monkeypatch.setattr(run_module, "register_eval_hooks", original)
+    monkeypatch.setattr(training_run, "register_inference_eval", original)
     assert run_training(load_config(overrides=overrides("resumed"))) == 0
 
     assert without_timing(read_metrics(tmp_path / "straight")) == without_timing(read_metrics(tmp_path / "resumed"))

@@ -10,7 +10,7 @@ import pytest
 from run_overrides import quick_run_overrides
 from simpo_live.config import load_config
 from simpo_live.report.html import write_report
-from simpo_live.train.run import run_training
+from simpo_live.training_run import run_training
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

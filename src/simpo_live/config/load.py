@@ -205,8 +205,3 @@ def config_digest(config: SimpoConfig) -> str:
     """Short stable hash of the resolved config, recorded in every generated row."""
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`--a.b=1 --c=[1,2]` -> {"a": {"b": 1}, "c": [1, 2]} (kept for callers that want the plain tree)."""
-    return parse_override_layer(args).data

@@ -1,5 +1,5 @@
-"""The rank environment set by `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK), and process-group setup (with timeouts)
-and teardown."""
+"""The rank environment set by `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), and process-group
+setup (with timeouts) and teardown."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class RankInfo:
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int = 1
+    """Ranks on this node (they share its cores and, on CPU, its memory)."""
 
     @property
     def is_leader(self) -> bool:
@@ -33,11 +35,12 @@ class RankInfo:
 
 
 def rank_info() -> RankInfo:
-    """This process's place in the job; (0, 1, 0) outside torchrun."""
+    """This process's place in the job; (0, 1, 0, 1) outside torchrun. The only reader of these variables."""
     return RankInfo(
         rank=int(os.environ.get("RANK", 0)),
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
     )
 
 
@@ -48,7 +51,7 @@ def intra_op_threads(requested: int | None) -> int | None:
         return requested
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    local_ranks = rank_info().local_world_size
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores // max(local_ranks, 1))
 

@@ -8,21 +8,20 @@ max_seqs, or max_pages when set): the engine sizes its own cache from free memor
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from simpo_live.config import SimpoConfig
 from simpo_live.data import TokenizedPair
+from simpo_live.distributed.env import rank_info
 from simpo_live.engine.capacity import free_memory_bytes
-from simpo_live.rollout.context import replica_dtype
-from simpo_live.rollout.spec import engine_config
 from simpo_live.intmath import round_up
 from simpo_live.model.args import ModelArgs
 from simpo_live.model.checkpoint import DTYPES
 from simpo_live.model.logprobs import resolve_chunk_tokens
 from simpo_live.plan.fit import MemoryPlan
 from simpo_live.plan.terms import PlanInputs
+from simpo_live.rollout.context import replica_dtype
+from simpo_live.rollout.spec import engine_config
 
 DTYPE_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 
@@ -130,7 +129,7 @@ def device_budget_bytes(device: torch.device, own_bytes: int = 0) -> int:
     `own_bytes` this process already holds (the plan counts the loaded model among its terms)."""
     if device.type == "cuda":
         return free_memory_bytes(device) + own_bytes
-    return free_memory_bytes(device) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) + own_bytes
+    return free_memory_bytes(device) // rank_info().local_world_size + own_bytes
 
 
 def plan_for_config(cfg: SimpoConfig, args: ModelArgs, world_size: int, device: torch.device,

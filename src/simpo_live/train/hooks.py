@@ -32,8 +32,6 @@ class Hook:
     name: str
     fn: Callable[[Any], dict[str, Any] | None]
     schedule: Schedule
-    rerun_on_resume: bool = False
-    """Run again at the step a run resumes from (the hook must be idempotent, e.g. the inference eval)."""
 
 
 @dataclass
@@ -41,15 +39,12 @@ class HookRegistry:
     hooks: list[Hook] = field(default_factory=list)
 
     def add(self, name: str, fn: Callable[[Any], dict[str, Any] | None], *, every: int | None = None,
-            at_steps: list[int] | None = None, at_end: bool = False, rerun_on_resume: bool = False) -> None:
+            at_steps: list[int] | None = None, at_end: bool = False) -> None:
         schedule = Schedule(every=every, at_steps=frozenset(at_steps or ()), at_end=at_end)
-        self.hooks.append(Hook(name, fn, schedule, rerun_on_resume))
+        self.hooks.append(Hook(name, fn, schedule))
 
-    def run(self, ctx: Any, step: int, num_steps: int, resumed: bool = False
-            ) -> Iterator[dict[str, Any] | None]:
+    def run(self, ctx: Any, step: int, num_steps: int) -> Iterator[dict[str, Any] | None]:
         """Run the hooks due after `step`, in registration order, yielding each one's metrics."""
         for hook in self.hooks:
-            if resumed and not hook.rerun_on_resume:
-                continue
             if hook.schedule.fires_at(step, num_steps):
                 yield hook.fn(ctx)

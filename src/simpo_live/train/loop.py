@@ -28,8 +28,8 @@ def micro_batches_for_step(session: TrainingSession, step: int):
     return rank_micro_batches(shares, session.rank.rank, session.batching, session.pad_id)
 
 
-def run_hooks(session: TrainingSession, num_steps: int, resumed: bool = False) -> None:
-    for hook_metrics in session.hooks.run(session, session.step, num_steps, resumed=resumed):
+def run_hooks(session: TrainingSession, num_steps: int) -> None:
+    for hook_metrics in session.hooks.run(session, session.step, num_steps):
         if hook_metrics:
             session.tracker.log(hook_metrics, session.step)
 
@@ -66,8 +66,10 @@ def train_loop(session: TrainingSession, stop: StopRequest) -> None:
     num_steps = session.cfg.trainer.num_train_steps
     progress = TrainProgress(num_steps, session.step, enabled=session.rank.is_leader and session.cfg.trainer.progress)
     session.progress = progress
-    # Before the first update (step 0: baseline eval), or at the resumed step (idempotent hooks only).
-    run_hooks(session, num_steps, resumed=session.step > 0)
+    # Step 0's hooks (the baseline eval) run before the first update. A resumed run does not repeat its step's
+    # hooks: they ran before that step's checkpoint was written.
+    if session.step == 0:
+        run_hooks(session, num_steps)
     stop_if_asked(session, stop)
     for step in range(session.step, num_steps):
         metrics = train_step(session.model, session.optimizer, session.scheduler,

@@ -38,7 +38,8 @@ def test_lora_without_peft_is_one_line_naming_the_extra(monkeypatch):
 
 def test_training_without_lora_never_imports_peft(task_assets, tmp_path):
     """The GPU image has no peft: a run with lora off must not need it."""
-    script = ("import sys; from simpo_live.config import load_config; from simpo_live.train.run import run_training; "
+    script = ("import sys; from simpo_live.config import load_config; "
+              "from simpo_live.training_run import run_training; "
               f"assert run_training(load_config(overrides={quick_run_overrides(task_assets, tmp_path / 'run', 1)!r})) "
               "== 0; assert 'peft' not in sys.modules, 'peft was imported'")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

@@ -1,5 +1,8 @@
-"""`simpo-live train`: check the run directory, build the session, register hooks, run the loop, say where the
-outputs went. User errors become one message and exit code 1; SIGTERM and Ctrl-C say how to resume."""
+"""`simpo-live train`: check the run directory, build the session, register hooks, run the loop, write the report,
+say where the outputs went. User errors become one message and exit code 1; SIGTERM and Ctrl-C say how to resume.
+
+The composition root: the one place that joins training (`train/`) with the inference eval (`evals/`), the
+on-policy rounds (`onpolicy/`) and the report (`report/`); `train/` imports none of them."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ from simpo_live.config import SimpoConfig
 from simpo_live.distributed.env import close_process_group, rank_info
 from simpo_live.distributed.stop import start_orphan_watchdog
 from simpo_live.errors import UserError
+from simpo_live.evals.register import register_inference_eval
+from simpo_live.onpolicy.register import register_onpolicy_rounds
+from simpo_live.report.html import write_report
 from simpo_live.run_dir import check_writable_dir
 from simpo_live.train.loop import train_loop
 from simpo_live.train.ownership import check_run_dir_owner, is_finished
@@ -54,7 +60,7 @@ def run_training(cfg: SimpoConfig, verbose: bool = False) -> int:
                           "trainer.run_dir", file=sys.stderr)
                 return 0
             register_trainer_hooks(session)
-            register_eval_hooks(session)  # reads prompts, imports the scorer, checks the eval fits
+            register_inference_eval(session)  # reads prompts, imports the scorer, checks the eval fits
             register_onpolicy_rounds(session)  # after the eval of a step, before its checkpoint
             register_checkpoint_hook(session)
             open_run_dir(session, changes)
@@ -67,8 +73,6 @@ def run_training(cfg: SimpoConfig, verbose: bool = False) -> int:
                 step = session.step
                 session.tracker.close()
         if rank.is_leader:
-            from simpo_live.report.html import write_report
-
             write_report(run_dir)
     except UserError as e:
         if rank.is_node_leader:  # every rank of a node hit the same bad input: one line, not one per rank
@@ -91,17 +95,3 @@ def run_training(cfg: SimpoConfig, verbose: bool = False) -> int:
     if rank.is_leader:
         print(f"run directory: {run_dir.resolve()} (config.yaml, metrics.jsonl, checkpoints/, report.html)")
     return 0
-
-
-def register_onpolicy_rounds(session) -> None:
-    """On-policy rounds (config section onpolicy), when enabled; they switch the session's pair source."""
-    from simpo_live.onpolicy.register import register_onpolicy_rounds as register
-
-    register(session)
-
-
-def register_eval_hooks(session) -> None:
-    """The periodic inference eval (config section inference_eval), when enabled."""
-    from simpo_live.evals.register import register_inference_eval
-
-    register_inference_eval(session)
