@@ -43,7 +43,10 @@ def one_process_runs(task_assets, tmp_path_factory):
 
 def test_one_process_with_the_knobs_follows_the_plain_path(one_process_runs):
     assert_same_curve(one_process_runs / "knobs", one_process_runs / "plain", num_steps=2)
-    assert_same_weights(one_process_runs / "knobs" / WEIGHTS, one_process_runs / "plain" / WEIGHTS)
+    # Chunked log-probs sum the lm_head gradient in another order than the unchunked path, and AdamW's first updates
+    # (about lr x sign(grad)) amplify that fp32 rounding for weights whose gradient is near zero: on an AVX-512 CPU
+    # one weight of 4,096 differed by 2e-6 after two updates. Equal-order paths (the ranks below) stay at 1e-6.
+    assert_same_weights(one_process_runs / "knobs" / WEIGHTS, one_process_runs / "plain" / WEIGHTS, atol=1e-5)
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])

@@ -93,11 +93,11 @@ def assert_same_curve(actual: Path, expected: Path, num_steps: int = 4) -> None:
         assert values == pytest.approx(reference, rel=1e-5, abs=1e-6), f"step {step}"
 
 
-def assert_same_weights(actual: Path, expected: Path) -> None:
+def assert_same_weights(actual: Path, expected: Path, atol: float = 1e-6) -> None:
     a, b = load_file(actual), load_file(expected)
     assert sorted(a) == sorted(b)
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
 def host_rows(step_dir: Path, world_size: int) -> list[list[dict]]:

@@ -4,7 +4,6 @@ be placed in LAYERS."""
 
 import ast
 import pathlib
-from collections import defaultdict
 
 import simpo_live
 

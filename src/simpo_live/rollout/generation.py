@@ -19,7 +19,7 @@ from simpo_live.seeds import derive_seed
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Sampling for every prompt of an eval; `seed` is the run seed each sample's seed derives from."""
+    """Sampling for every prompt of a rollout; `seed` is the root each sample's seed derives from."""
 
     max_new_tokens: int
     temperature: float = 0.0
