@@ -53,40 +53,35 @@ def eval_differences(tmp_path_factory):
 def test_eval_host_files_equal_the_files_written_before_the_rollout_refactor(eval_differences):
     exact = capture.CAPTURES["eval"].exact
     found = [d for d in eval_differences if d.split(":")[0] in exact]
+    fail_on_differences("eval", found)
+
+
+def fail_on_differences(name: str, found: list[str]) -> None:
     if found:
-        pytest.fail(explain("eval", found), pytrace=False)
+        pytest.fail(explain(name, found), pytrace=False)
 
 
 def test_eval_summary_has_the_keys_and_values_written_before_the_rollout_refactor(eval_differences):
     by_keys = capture.CAPTURES["eval"].by_keys
     found = [d for d in eval_differences if d.split(":")[0] in by_keys]
-    if found:
-        pytest.fail(explain("eval", found), pytrace=False)
+    fail_on_differences("eval", found)
 
 
 def test_onpolicy_round_files_equal_the_files_written_before_the_rollout_refactor(tmp_path):
-    found = differences_after_running("onpolicy", tmp_path)
-    if found:
-        pytest.fail(explain("onpolicy", found), pytrace=False)
+    fail_on_differences("onpolicy", differences_after_running("onpolicy", tmp_path))
 
 
 def test_sample_command_files_equal_the_files_written_before_the_rollout_refactor(tmp_path):
-    found = differences_after_running("sample", tmp_path)
-    if found:
-        pytest.fail(explain("sample", found), pytrace=False)
+    fail_on_differences("sample", differences_after_running("sample", tmp_path))
 
 
 def test_subprocess_isolated_eval_files_equal_the_files_written_before_the_rollout_refactor(tmp_path):
-    found = differences_after_running("eval_subprocess", tmp_path)
-    if found:
-        pytest.fail(explain("eval_subprocess", found), pytrace=False)
+    fail_on_differences("eval_subprocess", differences_after_running("eval_subprocess", tmp_path))
 
 
 @pytest.mark.distributed
 def test_two_rank_eval_host_files_equal_the_files_written_before_the_rollout_refactor(tmp_path):
-    found = differences_after_running("eval_two_ranks", tmp_path)
-    if found:
-        pytest.fail(explain("eval_two_ranks", found), pytrace=False)
+    fail_on_differences("eval_two_ranks", differences_after_running("eval_two_ranks", tmp_path))
 
 
 def test_the_comparison_fails_on_a_changed_key_order_or_float_format(tmp_path):

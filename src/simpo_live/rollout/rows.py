@@ -63,7 +63,7 @@ class GenerationRow:
         return replace(self, provenance=provenance)
 
     def to_json(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)[:11]}
+        row = {name: getattr(self, name) for name in SAMPLE_KEYS}
         row.update(self.sampling)
         row.update(self.provenance)
         if self.score is not None:
@@ -74,7 +74,7 @@ class GenerationRow:
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> GenerationRow:
-        sample = {f.name: row[f.name] for f in fields(cls)[:11]}
+        sample = {name: row[name] for name in SAMPLE_KEYS}
         known = set(sample) | set(SAMPLING_KEYS) | set(REWARD_KEYS) | {"score"}
         reward = Reward(*(row[k] for k in REWARD_KEYS)) if "reward" in row else None
         return cls(**sample, sampling={k: row[k] for k in SAMPLING_KEYS if k in row},
@@ -84,3 +84,7 @@ class GenerationRow:
 def read_generation_rows(path: str | Path) -> list[GenerationRow]:
     """The rows of one host file of generated samples, in file order."""
     return [GenerationRow.from_json(row) for row in read_host_file(path)]
+
+
+# The sample's own fields, first in every row: every field but the sampling, provenance and scores.
+SAMPLE_KEYS = tuple(f.name for f in fields(GenerationRow) if f.name not in ("sampling", "provenance", "score", "reward"))
